@@ -1,0 +1,122 @@
+"""`chat-archiver`: the command line (DESIGN §3.2)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from archiver.settings import SettingsError, load_settings, parse_instant
+from storage.ddl import DIALECTS
+from storage.ledger import LedgerError
+from storage.objectstore import StoreError
+
+
+class CommandError(Exception):
+    """A command cannot do what it was asked; the message says why, in one line."""
+
+
+def _instant(text: str) -> object:
+    try:
+        return parse_instant(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chat-archiver",
+        description="Archives chat messages from the export API into Parquet on S3 or disk.",
+    )
+    parser.add_argument("--config", type=Path, help="a TOML file of settings (see README)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    commands.add_parser("serve", help="run the receiver, the scheduler and the worker")
+    demo = commands.add_parser("demo", help="archive a few days from a local simulator, end to end")
+    demo.add_argument("--days", type=int, default=3, help="how many days to archive (default 3)")
+    demo.add_argument("--archive", type=Path, default=Path("archive"), help="where to write")
+
+    export = commands.add_parser("export", help="request the windows of a period now")
+    export.add_argument("--start", type=_instant, required=True, metavar="T")
+    export.add_argument("--end", type=_instant, required=True, metavar="T")
+
+    backfill = commands.add_parser("backfill", help="request every missing window and wait")
+    backfill.add_argument("--since", type=_instant, required=True, metavar="T")
+    backfill.add_argument("--until", type=_instant, metavar="T", help="default: now")
+    backfill.add_argument("--force", action="store_true", help="re-export committed windows too")
+    backfill.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                          help="give up waiting after this long (default: wait)")
+
+    status = commands.add_parser("status", help="windows by state, lag and problems")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+
+    replay = commands.add_parser("replay", help="decode stored raw callbacks again")
+    target = replay.add_mutually_exclusive_group(required=True)
+    target.add_argument("export_id", nargs="?", metavar="EXPORT_ID")
+    target.add_argument("--quarantined", action="store_true", help="every quarantined window")
+
+    verify = commands.add_parser("verify", help="check manifests against objects")
+    verify.add_argument("--since", type=_instant, metavar="T")
+
+    ddl = commands.add_parser("ddl", help="print the statements that expose the archive")
+    ddl.add_argument("--dialect", choices=DIALECTS, required=True)
+    ddl.add_argument("--table", default="chat_messages")
+
+    commands.add_parser("check", help="check configuration, ledger, bucket and API key")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except (SettingsError, LedgerError, StoreError, CommandError) as error:
+        print(f"chat-archiver: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("chat-archiver: interrupted; run the command again to continue", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    if args.command == "demo":
+        from archiver.commands.demo import run_demo
+
+        return run_demo(days=args.days, archive=args.archive)
+    settings = load_settings(config_file=args.config)
+    if args.command == "serve":
+        from archiver.commands.serve import serve
+
+        return serve(settings)
+    if args.command in ("export", "backfill"):
+        from archiver.commands import requests
+
+        if args.command == "export":
+            return requests.export(settings, args.start, args.end)
+        return requests.backfill(settings, args.since, args.until, args.force, args.timeout)
+    if args.command == "status":
+        from archiver.commands.status import status
+
+        return status(settings, as_json=args.json)
+    if args.command == "replay":
+        from archiver.commands.replay import replay
+
+        return replay(settings, export_id=args.export_id, quarantined=args.quarantined)
+    if args.command == "verify":
+        from archiver.commands.archive import verify
+
+        return verify(settings, since=args.since)
+    if args.command == "ddl":
+        from archiver.commands.archive import ddl
+
+        return ddl(settings, dialect=args.dialect, table=args.table)
+    if args.command == "check":
+        from archiver.commands.check import check
+
+        return check(settings)
+    raise CommandError(f"unknown command {args.command!r}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,144 @@
+"""`chat-archiver export` and `backfill`: request windows through the scheduler's own path."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections import Counter
+from datetime import UTC, datetime
+
+from archiver.cli import CommandError
+from archiver.logs import configure_logging
+from archiver.progress import ProgressBar
+from archiver.service import export_client, requester_for
+from archiver.settings import Settings
+from scheduler.client import ExportClient
+from scheduler.planner import windows_between
+from scheduler.requester import Requester
+from storage.layout import Window
+from storage.ledger import Ledger
+from storage.schema import STREAM
+
+FINAL_STATES = ("committed", "failed", "quarantined")
+POLL_SECONDS = 2.0
+
+
+def _windows(settings: Settings, start: datetime, end: datetime) -> list[Window]:
+    if end <= start:
+        raise CommandError(f"the end {end.isoformat()} is not after the start {start.isoformat()}")
+    windows = windows_between(start, end, settings.window)
+    now = datetime.now(UTC)
+    if windows and windows[-1].end > now:
+        raise CommandError(
+            f"the window {windows[-1]} ends in the future; it would be committed half-full "
+            f"and never revisited. Choose an end at or before {now.isoformat(timespec='seconds')}"
+        )
+    return windows
+
+
+async def _request_all(requester: Requester, ledger: Ledger, windows: list[Window]) -> str | None:
+    """Runs request ticks until none of `windows` is still waiting to be sent."""
+    wanted = set(windows)
+    while True:
+        report = await requester.request_due()
+        if report.stopped:
+            return report.stopped
+        waiting = [
+            record for record in ledger.windows(STREAM, states=["planned"])
+            if record.window in wanted
+        ]
+        if not waiting:
+            return None
+        if not report.requested:
+            await asyncio.sleep(POLL_SECONDS)
+
+
+def export(settings: Settings, start: datetime, end: datetime) -> int:
+    configure_logging("WARNING", settings.secrets)
+    windows = _windows(settings, start, end)
+    ledger = Ledger.open(settings.ledger_url)
+    client = export_client(settings)
+    try:
+        ledger.force_due(STREAM, windows, include_committed=True, now=datetime.now(UTC))
+        stopped = asyncio.run(_send(settings, ledger, windows, client))
+        if stopped:
+            raise CommandError(stopped)
+        for window in windows:
+            record = ledger.window(STREAM, window)
+            print(f"{window}  {record.state if record else 'missing'}")
+    finally:
+        ledger.close()
+    print(f"requested {len(windows)} window(s); callbacks go to {settings.public_url}")
+    return 0
+
+
+async def _send(
+    settings: Settings, ledger: Ledger, windows: list[Window], client: ExportClient
+) -> str | None:
+    try:
+        return await _request_all(requester_for(settings, ledger, client), ledger, windows)
+    finally:
+        await client.aclose()
+
+
+def backfill(
+    settings: Settings,
+    since: datetime,
+    until: datetime | None,
+    force: bool,
+    timeout: float | None,
+) -> int:
+    configure_logging("WARNING", settings.secrets)
+    windows = _windows(settings, since, until or datetime.now(UTC))
+    ledger = Ledger.open(settings.ledger_url)
+    client = export_client(settings)
+    try:
+        ledger.force_due(STREAM, windows, include_committed=force, now=datetime.now(UTC))
+        return asyncio.run(_backfill(settings, ledger, windows, client, timeout))
+    finally:
+        ledger.close()
+
+
+async def _backfill(
+    settings: Settings,
+    ledger: Ledger,
+    windows: list[Window],
+    client: ExportClient,
+    timeout: float | None,
+) -> int:
+    requester = requester_for(settings, ledger, client)
+    wanted = set(windows)
+    bar = ProgressBar(len(windows))
+    deadline = time.monotonic() + timeout if timeout else None
+    try:
+        while True:
+            report = await requester.request_due()
+            if report.stopped and "API key" in report.stopped:
+                raise CommandError(report.stopped)
+            states: Counter[str] = Counter(
+                record.state for record in ledger.windows(STREAM) if record.window in wanted
+            )
+            finished = sum(states[state] for state in FINAL_STATES)
+            bar.update(
+                states["committed"],
+                f"committed, {states['requested'] + states['received']} in flight, "
+                f"{states['planned']} waiting, {states['failed'] + states['quarantined']} failed",
+            )
+            if finished >= len(windows):
+                break
+            if deadline and time.monotonic() > deadline:
+                bar.close()
+                print(f"gave up waiting after {timeout:.0f}s; run backfill again to continue",
+                      file=sys.stderr)
+                return 1
+            await asyncio.sleep(POLL_SECONDS)
+    finally:
+        bar.close()
+        await client.aclose()
+    failed = [record for record in ledger.windows(STREAM, states=["failed", "quarantined"])
+              if record.window in wanted]
+    for record in failed:
+        print(f"{record.state}: {record.window}  {record.reason}", file=sys.stderr)
+    print(f"backfill: {len(windows) - len(failed)} committed, {len(failed)} failed")
+    return 1 if failed else 0

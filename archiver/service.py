@@ -1,0 +1,147 @@
+"""The composition root of `serve`: receiver, worker and scheduler in one process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+
+from archiver.metrics import register_ledger_collector
+from archiver.settings import Settings
+from receiver.app import create_app
+from receiver.decoding.download import DownloadPolicy
+from receiver.intake import Intake, IntakeLimits
+from receiver.processing import ProcessingConfig
+from receiver.worker import ProcessingWorker
+from scheduler.client import ExportClient
+from scheduler.requester import RequestPolicy, Requester
+from scheduler.schedule import build_scheduler
+from storage.commit import WriteOptions
+from storage.ledger import Ledger
+from storage.objectstore import ObjectStore, open_store
+
+log = logging.getLogger("chat_archiver.service")
+
+VERSION = "0.1.0"
+
+
+SHUTDOWN_TIMEOUT = 25.0
+
+
+def replica_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:6]}"
+
+
+def request_policy(settings: Settings) -> RequestPolicy:
+    return RequestPolicy(
+        window=settings.window,
+        settle_delay=settings.settle_delay,
+        callback_timeout=settings.callback_timeout,
+        max_attempts=settings.max_attempts,
+        per_tick=settings.requests_per_tick,
+        pacing=settings.request_pacing,
+        start=settings.start,
+    )
+
+
+def processing_config(settings: Settings) -> ProcessingConfig:
+    return ProcessingConfig(
+        download=DownloadPolicy(
+            allow_insecure=settings.allow_insecure_callbacks,
+            allow_private=settings.download_allow_private,
+            max_bytes=settings.max_download_bytes,
+        ),
+        write=WriteOptions(part_bytes=settings.part_bytes, row_group_bytes=settings.row_group_bytes),
+        max_attempts=settings.max_attempts,
+    )
+
+
+def export_client(settings: Settings) -> ExportClient:
+    settings.require_upstream()
+    assert settings.api_url and settings.api_key
+    return ExportClient(settings.api_url, settings.api_key, language=settings.language)
+
+
+def requester_for(settings: Settings, ledger: Ledger, client: ExportClient) -> Requester:
+    assert settings.public_url and settings.api_key
+    return Requester(
+        ledger,
+        client,
+        public_url=settings.public_url,
+        api_key=settings.api_key,
+        policy=request_policy(settings),
+    )
+
+
+def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Starlette:
+    """The ASGI app; its lifespan starts and stops the worker and the scheduler."""
+    client = export_client(settings)
+    requester = requester_for(settings, ledger, client)
+    worker = ProcessingWorker(
+        ledger,
+        store,
+        processing_config(settings),
+        owner=replica_name(),
+        lease=settings.lease,
+        poll_interval=settings.worker_poll.total_seconds(),
+    )
+    limits = IntakeLimits(
+        max_bytes=settings.max_callback_bytes,
+        body_timeout=settings.body_timeout.total_seconds(),
+        idle_timeout=min(settings.body_timeout.total_seconds(), 15.0),
+    )
+    intake = Intake(ledger, store, limits, on_accepted=lambda: worker.wake())
+    register_ledger_collector(ledger)
+
+    async def readiness() -> list[str]:
+        problems: list[str] = []
+        try:
+            await asyncio.to_thread(ledger.ping)
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            problems.append(f"ledger unreachable: {error}")
+        try:
+            await asyncio.to_thread(store.size, "_readyz")
+        except Exception as error:  # noqa: BLE001 - reported, not raised
+            problems.append(f"object store unreachable: {error}")
+        if not problems and await asyncio.to_thread(requester.key_rejected):
+            problems.append("the upstream rejected the API key; set a valid ARCHIVER_API_KEY")
+        return problems
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        worker.start()
+        scheduler = build_scheduler(
+            requester,
+            settings.schedule,
+            request_interval=settings.request_interval.total_seconds(),
+        )
+        scheduler.start()
+        startup = asyncio.create_task(_catch_up(requester))
+        log.info("service_started", extra={"storage": store.description,
+                                           "schedule": settings.schedule})
+        try:
+            yield
+        finally:
+            log.info("service_stopping")
+            startup.cancel()
+            scheduler.shutdown(wait=False)
+            await worker.stop(SHUTDOWN_TIMEOUT)
+            await client.aclose()
+            log.info("service_stopped")
+
+    return create_app(intake, readiness, version=VERSION, lifespan=lifespan)
+
+
+async def _catch_up(requester: Requester) -> None:
+    """One tick at start: windows missed while the service was down are planned at once."""
+    try:
+        await requester.plan()
+        await requester.request_due()
+    except Exception as error:  # noqa: BLE001 - logged; the schedule tries again
+        log.error("startup_tick_failed", extra={"reason": f"{type(error).__name__}: {error}"})

@@ -1,0 +1,314 @@
+"""Settings (DESIGN §3.1): environment variables, or a TOML file passed with `--config`.
+
+Every value is parsed and checked once, at start. A wrong value stops the process with one line
+that names the variable; secrets are never part of that line.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from apscheduler.triggers.cron import CronTrigger
+
+from scheduler.planner import MAX_REQUEST_SPAN, parse_duration
+from storage.objectstore import S3Options
+
+LANGUAGES = ("enUs", "esEs", "ptBr")
+PREFIX = "ARCHIVER_"
+
+
+class SettingsError(Exception):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, problem: str) -> None:
+        super().__init__(f"{variable}: {problem}")
+        self.variable = variable
+
+
+@dataclass(frozen=True)
+class Settings:
+    api_url: str | None = None
+    api_key: str | None = field(default=None, repr=False)
+    public_url: str | None = None
+    allow_insecure_callbacks: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8080
+    storage_url: str = "file://./archive"
+    s3: S3Options = field(default_factory=S3Options)
+    ledger_url: str = "sqlite:///./archiver.db"
+    schedule: str = "0 2 * * *"
+    window: timedelta = timedelta(days=1)
+    start: datetime | None = None
+    settle_delay: timedelta = timedelta(minutes=15)
+    callback_timeout: timedelta = timedelta(hours=6)
+    max_attempts: int = 5
+    language: str = "enUs"
+    max_callback_bytes: int = 64 * 1024 * 1024
+    max_download_bytes: int = 10 * 1024**3
+    download_allow_private: bool = False
+    part_bytes: int = 256 * 1024 * 1024
+    row_group_bytes: int = 128 * 1024 * 1024
+    requests_per_tick: int = 20
+    request_pacing: timedelta = timedelta(seconds=1)
+    request_interval: timedelta = timedelta(seconds=30)
+    worker_poll: timedelta = timedelta(seconds=5)
+    lease: timedelta = timedelta(minutes=2)
+    body_timeout: timedelta = timedelta(seconds=60)
+    log_level: str = "INFO"
+
+    def require_upstream(self) -> None:
+        """`serve`, `export` and `backfill` talk to the upstream; other commands do not."""
+        for name in ("api_url", "api_key", "public_url"):
+            if getattr(self, name) is None:
+                variable = "ARCHIVER_API_KEY" if name == "api_key" else _variable(name)
+                raise SettingsError(variable, "is required for this command and is not set")
+
+    @property
+    def secrets(self) -> list[str]:
+        return [self.api_key] if self.api_key else []
+
+
+def _variable(name: str) -> str:
+    return PREFIX + name.upper()
+
+
+def _parse_bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError(f"expected 1/0, true/false, yes/no or on/off, got {text!r}")
+
+
+def _parse_int(text: str, minimum: int = 0) -> int:
+    try:
+        value = int(text.strip().replace("_", ""))
+    except ValueError:
+        raise ValueError(f"expected a whole number, got {text!r}") from None
+    if value < minimum:
+        raise ValueError(f"must be at least {minimum}, got {value}")
+    return value
+
+
+def _parse_positive_duration(text: str) -> timedelta:
+    value = parse_duration(text)
+    if value <= timedelta(0):
+        raise ValueError(f"must be longer than zero, got {text!r}")
+    return value
+
+
+def parse_instant(text: str) -> datetime:
+    """ISO-8601 date or date-time; naive values are UTC."""
+    candidate = text.strip()
+    if candidate.endswith("Z"):
+        candidate = candidate[:-1] + "+00:00"
+    try:
+        moment = datetime.fromisoformat(candidate)
+    except ValueError:
+        raise ValueError(
+            f"expected an ISO-8601 date or date-time like 2026-01-31 or "
+            f"2026-01-31T00:00:00Z, got {text!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _parse_http_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"expected an http(s) URL, got {text!r}")
+    return text.strip().rstrip("/")
+
+
+def _parse_storage_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme == "s3" and parts.netloc:
+        return text.strip().rstrip("/")
+    if parts.scheme == "file" and (parts.netloc in ("", ".") or parts.path):
+        return text.strip()
+    raise ValueError(f"expected s3://bucket/prefix or file:///path, got {text!r}")
+
+
+def _parse_ledger_url(text: str) -> str:
+    url = text.strip()
+    if url.startswith(("sqlite:///", "postgresql+psycopg://", "postgresql://")):
+        return url.replace("postgresql://", "postgresql+psycopg://", 1)
+    raise ValueError(f"expected sqlite:///path or postgresql+psycopg://..., got {_hide_password(url)!r}")
+
+
+def _hide_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        return url.replace(f":{parts.password}@", ":***@", 1)
+    return url
+
+
+def _parse_cron(text: str) -> str:
+    try:
+        CronTrigger.from_crontab(text.strip(), timezone=UTC)
+    except ValueError as error:
+        raise ValueError(f"not a cron expression ({error}): {text!r}") from None
+    return text.strip()
+
+
+def _parse_window(text: str) -> timedelta:
+    value = _parse_positive_duration(text)
+    if value > MAX_REQUEST_SPAN:
+        raise ValueError("must be at most 183d: the upstream exports at most 6 months at once")
+    return value
+
+
+def _parse_language(text: str) -> str:
+    if text.strip() not in LANGUAGES:
+        raise ValueError(f"expected one of {', '.join(LANGUAGES)}, got {text!r}")
+    return text.strip()
+
+
+def _parse_choice(choices: tuple[str, ...]) -> object:
+    def parse(text: str) -> str:
+        if text.strip() not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text.strip()
+
+    return parse
+
+
+def _parse_log_level(text: str) -> str:
+    level = text.strip().upper()
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise ValueError(f"expected DEBUG, INFO, WARNING or ERROR, got {text!r}")
+    return level
+
+
+_PARSERS: dict[str, object] = {
+    "api_url": _parse_http_url,
+    "public_url": _parse_http_url,
+    "allow_insecure_callbacks": _parse_bool,
+    "host": str.strip,
+    "port": lambda text: _parse_int(text, minimum=1),
+    "storage_url": _parse_storage_url,
+    "ledger_url": _parse_ledger_url,
+    "schedule": _parse_cron,
+    "window": _parse_window,
+    "start": parse_instant,
+    "settle_delay": parse_duration,
+    "callback_timeout": _parse_positive_duration,
+    "max_attempts": lambda text: _parse_int(text, minimum=1),
+    "language": _parse_language,
+    "max_callback_bytes": lambda text: _parse_int(text, minimum=1),
+    "max_download_bytes": lambda text: _parse_int(text, minimum=1),
+    "download_allow_private": _parse_bool,
+    "part_bytes": lambda text: _parse_int(text, minimum=1024),
+    "row_group_bytes": lambda text: _parse_int(text, minimum=1024),
+    "requests_per_tick": lambda text: _parse_int(text, minimum=1),
+    "request_pacing": parse_duration,
+    "request_interval": _parse_positive_duration,
+    "worker_poll": _parse_positive_duration,
+    "lease": _parse_positive_duration,
+    "body_timeout": _parse_positive_duration,
+    "log_level": _parse_log_level,
+}
+
+_S3_PARSERS: dict[str, object] = {
+    "s3_endpoint_url": _parse_http_url,
+    "s3_addressing_style": _parse_choice(("auto", "path", "virtual")),
+    "s3_sse": _parse_choice(("AES256", "aws:kms")),
+    "s3_sse_kms_key_id": str.strip,
+    "s3_checksums": _parse_choice(("when_supported", "when_required")),
+    "s3_multipart_threshold": lambda text: _parse_int(text, minimum=5 * 1024 * 1024),
+    "s3_retries_mode": _parse_choice(("standard", "adaptive", "legacy")),
+}
+
+
+def _read_config_file(path: Path) -> dict[str, str]:
+    """A TOML file of `name = value` pairs; names with or without the ARCHIVER_ prefix."""
+    try:
+        document = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise SettingsError("--config", f"file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as error:
+        raise SettingsError("--config", f"{path} is not valid TOML: {error}") from None
+    values: dict[str, str] = {}
+    for key, value in document.items():
+        name = key.upper() if key.upper().startswith(PREFIX) else PREFIX + key.upper()
+        values[name] = str(value).lower() if isinstance(value, bool) else str(value)
+    return values
+
+
+def _read_api_key(raw: Mapping[str, str]) -> str | None:
+    if raw.get("ARCHIVER_API_KEY"):
+        return raw["ARCHIVER_API_KEY"].strip()
+    key_file = raw.get("ARCHIVER_API_KEY_FILE")
+    if not key_file:
+        return None
+    try:
+        key = Path(key_file).read_text(encoding="utf-8").strip()
+    except OSError as error:
+        raise SettingsError(
+            "ARCHIVER_API_KEY_FILE", f"cannot read {key_file!r}: {error.strerror}"
+        ) from None
+    if not key:
+        raise SettingsError("ARCHIVER_API_KEY_FILE", f"{key_file!r} is empty")
+    return key
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, config_file: Path | None = None
+) -> Settings:
+    """Settings from a config file (if any), overridden by the environment."""
+    raw: dict[str, str] = _read_config_file(config_file) if config_file else {}
+    env = os.environ if environ is None else environ
+    raw.update({key: value for key, value in env.items() if key.startswith(PREFIX)})
+
+    values: dict[str, object] = {}
+    for name, parser in _PARSERS.items():
+        text = raw.get(_variable(name))
+        if text is None or text.strip() == "":
+            continue
+        try:
+            values[name] = parser(text)  # type: ignore[operator]
+        except ValueError as error:
+            raise SettingsError(_variable(name), str(error)) from None
+    values["api_key"] = _read_api_key(raw)
+
+    s3_values: dict[str, object] = {}
+    for name, parser in _S3_PARSERS.items():
+        text = raw.get(_variable(name))
+        if text is None or text.strip() == "":
+            continue
+        try:
+            s3_values[name.removeprefix("s3_")] = parser(text)  # type: ignore[operator]
+        except ValueError as error:
+            raise SettingsError(_variable(name), str(error)) from None
+    values["s3"] = S3Options(**s3_values)  # type: ignore[arg-type]
+
+    settings = Settings(**values)  # type: ignore[arg-type]
+    _check_callback_scheme(settings)
+    return settings
+
+
+def _check_callback_scheme(settings: Settings) -> None:
+    if settings.public_url is None or settings.allow_insecure_callbacks:
+        return
+    if not settings.public_url.startswith("https://"):
+        raise SettingsError(
+            "ARCHIVER_PUBLIC_URL",
+            "must be an https URL (the upstream only calls back over https); "
+            "set ARCHIVER_ALLOW_INSECURE_CALLBACKS=1 only for tests and demos",
+        )
+
+
+def setting_names() -> list[str]:
+    """Every variable the service reads, for docs and `check`."""
+    names = [_variable(f.name) for f in fields(Settings) if f.name not in ("s3",)]
+    names += [_variable(name) for name in _S3_PARSERS]
+    names.append("ARCHIVER_API_KEY_FILE")
+    return sorted(names)

@@ -1,0 +1,88 @@
+"""What `status` shows, computed from the ledger; pure apart from the ledger read."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from storage.ledger import Summary, WindowRecord
+
+STATES = ("planned", "requested", "received", "committed", "failed", "quarantined")
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def window_json(record: WindowRecord) -> dict[str, Any]:
+    return {
+        "window_start": _iso(record.window.start),
+        "window_end": _iso(record.window.end),
+        "state": record.state,
+        "attempts": record.attempts,
+        "export_id": record.export_id,
+        "reason": record.reason,
+        "rows": record.rows,
+        "rejects": record.rejects,
+        "committed_at": _iso(record.committed_at),
+    }
+
+
+def status_document(summary: Summary, now: datetime, *, api_key_rejected: bool) -> dict[str, Any]:
+    """The `status --json` document; its keys are a contract (README, DESIGN §3.2)."""
+    last = summary.last_committed
+    return {
+        "by_state": {state: summary.by_state.get(state, 0) for state in STATES},
+        "last_committed": window_json(last) if last else None,
+        "oldest_uncommitted": (
+            window_json(summary.oldest_uncommitted) if summary.oldest_uncommitted else None
+        ),
+        "lag_seconds": round((now - last.window.end).total_seconds()) if last else None,
+        "api_key_rejected": api_key_rejected,
+        "problems": [window_json(record) for record in summary.problems],
+    }
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    return f"{minutes}m"
+
+
+def status_text(document: dict[str, Any]) -> str:
+    lines = ["Windows by state"]
+    for state, count in document["by_state"].items():
+        lines.append(f"  {state:<12} {count:>6}")
+
+    def describe(entry: dict[str, Any] | None) -> str:
+        if entry is None:
+            return "none"
+        return f"{entry['window_start']} .. {entry['window_end']} ({entry['state']})"
+
+    lines.append("")
+    lines.append(f"Last committed      {describe(document['last_committed'])}")
+    lines.append(f"Oldest uncommitted  {describe(document['oldest_uncommitted'])}")
+    lines.append(f"Lag                 {format_duration(document['lag_seconds'])}")
+    key = "REJECTED by the upstream: set a valid ARCHIVER_API_KEY" if document[
+        "api_key_rejected"] else "accepted"
+    lines.append(f"API key             {key}")
+    problems = document["problems"]
+    lines.append("")
+    if not problems:
+        lines.append("Problems            none")
+    else:
+        lines.append(f"Problems ({len(problems)})")
+        lines.append(f"  {'window start':<22} {'state':<12} {'tries':>5}  reason")
+        for entry in problems:
+            lines.append(
+                f"  {entry['window_start']:<22} {entry['state']:<12} {entry['attempts']:>5}  "
+                f"{entry['reason'] or ''}"
+            )
+    return "\n".join(lines)

@@ -1,0 +1,138 @@
+"""gzip and zip unwrapping as streams, with a cap on how far an archive may expand.
+
+Nothing is unpacked to disk except a zip inside another archive (zip needs to seek). Every
+decompressed byte is counted against one budget per downloaded file, so a decompression bomb
+stops with a DecodeError after at most `MAX_RATIO` times the file's size (or `RATIO_FLOOR` for
+small files), instead of filling the disk or the memory.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from gzip import GzipFile
+from pathlib import Path
+from typing import IO, cast
+
+from receiver.decoding.errors import DecodeError
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a member's header; an empty archive's end record
+
+MAX_RATIO = 200
+RATIO_FLOOR = 256 * 1024 * 1024
+COPY_CHUNK = 1024 * 1024
+
+Opener = Callable[[], AbstractContextManager[IO[bytes]]]
+
+
+class ExpansionBudget:
+    """How many decompressed bytes one file may produce, over all its layers and members."""
+
+    def __init__(self, compressed_bytes: int) -> None:
+        self.limit = max(MAX_RATIO * compressed_bytes, RATIO_FLOOR)
+        self.used = 0
+
+    def spend(self, count: int) -> None:
+        self.used += count
+        if self.used > self.limit:
+            raise DecodeError(
+                f"the archive expands to more than {self.limit} bytes ({MAX_RATIO} times its "
+                "size); refused as a likely decompression bomb"
+            )
+
+
+class _Inflated(io.RawIOBase):
+    """A decompressing stream that counts its output and reports corruption as DecodeError."""
+
+    def __init__(self, inner: IO[bytes], budget: ExpansionBudget, what: str) -> None:
+        super().__init__()
+        self._inner = inner
+        self._budget = budget
+        self._what = what
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        try:
+            data = self._inner.read(-1 if size is None else size)
+        except (OSError, EOFError, zlib.error, zipfile.BadZipFile) as error:
+            raise DecodeError(f"{self._what} is corrupt or truncated: {error}") from None
+        self._budget.spend(len(data))
+        return data
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def open_file(path: Path) -> Opener:
+    return lambda: path.open("rb")
+
+
+def gunzip(opener: Opener, budget: ExpansionBudget) -> Opener:
+    """An opener for the decompressed content of the gzip stream `opener` gives."""
+
+    @contextmanager
+    def open_inflated() -> Iterator[IO[bytes]]:
+        with opener() as raw, GzipFile(fileobj=raw, mode="rb") as inflating:
+            yield cast(IO[bytes], _Inflated(cast(IO[bytes], inflating), budget, "the gzip data"))
+
+    return open_inflated
+
+
+def spool(opener: Opener, directory: Path) -> Path:
+    """Copies a stream to a file in `directory` (for zip archives, which need to seek)."""
+    target = directory / f"spool-{len(list(directory.iterdir()))}.zip"
+    with opener() as source, target.open("wb") as sink:
+        shutil.copyfileobj(source, sink, COPY_CHUNK)
+    return target
+
+
+def _skipped(info: zipfile.ZipInfo) -> bool:
+    """Directories and macOS resource forks are not data."""
+    name = info.filename
+    return info.is_dir() or name.startswith("__MACOSX/") or name.rsplit("/", 1)[-1].startswith("._")
+
+
+@contextmanager
+def zip_members(path: Path, budget: ExpansionBudget) -> Iterator[list[tuple[str, Opener]]]:
+    """The data members of a zip archive in name order, each with an opener."""
+    try:
+        archive = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
+        raise DecodeError(f"the zip archive is corrupt: {error}") from None
+    with archive:
+        members = sorted((i for i in archive.infolist() if not _skipped(i)), key=_name)
+        declared = sum(info.file_size for info in members)
+        if declared > budget.limit - budget.used:
+            budget.spend(declared)
+        for info in members:
+            if info.flag_bits & 0x1:
+                raise DecodeError(f"zip member {info.filename!r} is encrypted")
+
+        def opener_for(info: zipfile.ZipInfo) -> Opener:
+            @contextmanager
+            def open_member() -> Iterator[IO[bytes]]:
+                try:
+                    member = archive.open(info)
+                except (zipfile.BadZipFile, NotImplementedError, RuntimeError, OSError) as error:
+                    raise DecodeError(f"zip member {info.filename!r}: {error}") from None
+                with member:
+                    yield cast(
+                        IO[bytes], _Inflated(member, budget, f"zip member {info.filename!r}")
+                    )
+
+            return open_member
+
+        yield [(info.filename, opener_for(info)) for info in members]
+
+
+def _name(info: zipfile.ZipInfo) -> str:
+    return info.filename

@@ -1,0 +1,157 @@
+"""Arrow record batches in the decoders' one layout, from JSON lines or CSV batches.
+
+Every batch carries the ten API fields first, as strings in a fixed order (null when absent),
+then one column per unknown field. Unknown fields are kept losslessly as JSON text: each value
+is the field's JSON encoding (a CSV cell becomes a JSON string), null when the field is absent.
+Their Arrow fields carry the metadata `{"encoding": "json"}`, and `extra_column` turns them into
+the archive's `extra` column. Keeping them as text, not as pyarrow's guessed types, means a
+field that is a number in one row and an object in the next, or a date-like string pyarrow
+would turn into a timestamp, arrives exactly as sent.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.json as pa_json
+
+from receiver.decoding.errors import DecodeError
+from receiver.decoding.labels import field_for
+from storage.schema import API_FIELDS
+
+KNOWN_FIELDS: tuple[str, ...] = tuple(API_FIELDS)
+_KNOWN = frozenset(KNOWN_FIELDS)
+JSON_TEXT_METADATA = {b"encoding": b"json"}
+_KNOWN_SCHEMA = pa.schema([pa.field(name, pa.string()) for name in KNOWN_FIELDS])
+_PARSE = pa_json.ParseOptions(explicit_schema=_KNOWN_SCHEMA, unexpected_field_behavior="infer")
+_SURROGATES = re.compile("[\ud800-\udfff]")
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
+def is_unknown(field: pa.Field) -> bool:
+    """True for a column holding an unknown field (as JSON text)."""
+    return field.name not in _KNOWN
+
+
+def _clean(text: str) -> str:
+    # json.loads accepts escaped lone surrogates (JavaScript emits them for a split emoji);
+    # they cannot be UTF-8, so each becomes U+FFFD.
+    return _SURROGATES.sub("\ufffd", text) if _SURROGATES.search(text) else text
+
+
+def _known_value(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return _clean(value)
+    return _clean(_ENCODER.encode(value))
+
+
+def _batch(known: dict[str, pa.Array], unknown: dict[str, pa.Array], rows: int) -> pa.RecordBatch:
+    fields = [pa.field(name, pa.string()) for name in KNOWN_FIELDS]
+    arrays = [known.get(name, pa.nulls(rows, pa.string())) for name in KNOWN_FIELDS]
+    for name, array in unknown.items():
+        fields.append(pa.field(name, pa.string(), metadata=JSON_TEXT_METADATA))
+        arrays.append(array)
+    return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def json_lines_batch(lines: list[bytes], first_record: int) -> pa.RecordBatch:
+    """One batch from (at least one) JSON object lines: pyarrow's parser when the lines hold
+    only known fields as strings (the usual case), an exact per-line path otherwise."""
+    data = b"\n".join(lines)
+    try:
+        table = pa_json.read_json(
+            io.BytesIO(data),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
+            parse_options=_PARSE,
+        )
+    except pa.ArrowInvalid:
+        table = None
+    if table is not None and table.num_rows == len(lines) and table.num_columns == len(_KNOWN):
+        table = table.combine_chunks()
+        return _batch({name: table.column(name).chunk(0) for name in KNOWN_FIELDS}, {}, len(lines))
+    return _python_batch(lines, first_record)
+
+
+def _python_batch(lines: list[bytes], first_record: int) -> pa.RecordBatch:
+    known: dict[str, list[str | None]] = {name: [] for name in KNOWN_FIELDS}
+    unknown: dict[str, list[str | None]] = {}
+    for index, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+        except UnicodeDecodeError:
+            raise DecodeError(f"record {first_record + index} is not valid UTF-8") from None
+        except ValueError as error:
+            raise DecodeError(
+                f"record {first_record + index} is not valid JSON: {error.args[0]}"
+            ) from None
+        if not isinstance(record, dict):
+            raise DecodeError(f"record {first_record + index} is not a JSON object")
+        seen: set[str] = set()
+        for key, value in record.items():
+            field: str | None = key
+            if key not in _KNOWN:
+                # A differently spelled known field (`chat_id`) counts as it, unless the API's
+                # own spelling is present too.
+                field = field_for(key)
+                if field is not None and (field in record or field in seen):
+                    field = None
+            if field is not None:
+                seen.add(field)
+                known[field].append(_known_value(value))
+            else:
+                column = unknown.get(key)
+                if column is None:
+                    column = unknown[key] = [None] * index
+                column.append(_clean(_ENCODER.encode(value)))
+        for name in KNOWN_FIELDS:
+            if name not in seen:
+                known[name].append(None)
+        for column in unknown.values():
+            if len(column) == index:
+                column.append(None)
+    rows = len(lines)
+    return _batch(
+        {name: pa.array(values, pa.string()) for name, values in known.items()},
+        {_clean(name): pa.array(values, pa.string()) for name, values in unknown.items()},
+        rows,
+    )
+
+
+def csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """A CSV batch (all columns strings, named by `labels.map_header`) in the common layout."""
+    known = {name: batch.column(name) for name in batch.schema.names if name in _KNOWN}
+    unknown = {
+        name: pa.array(
+            [None if cell is None else _ENCODER.encode(cell) for cell in column.to_pylist()],
+            pa.string(),
+        )
+        for name, column in zip(batch.schema.names, batch.columns, strict=True)
+        if name not in _KNOWN
+    }
+    return _batch(known, unknown, batch.num_rows)
+
+
+def extra_column(batch: pa.RecordBatch) -> pa.Array:
+    """The archive's `extra` column for a decoded batch: a JSON object per row of its unknown
+    fields (null when the row has none)."""
+    names = [field.name for field in batch.schema if is_unknown(field)]
+    if not names:
+        return pa.nulls(batch.num_rows, pa.string())
+    keys = [_ENCODER.encode(name) for name in names]
+    columns: Iterable[tuple[Any, ...]] = zip(
+        *(batch.column(name).to_pylist() for name in names), strict=True
+    )
+    extra = []
+    for values in columns:
+        parts = [
+            f"{key}:{text}" for key, text in zip(keys, values, strict=True) if text is not None
+        ]
+        extra.append("{" + ",".join(parts) + "}" if parts else None)
+    return pa.array(extra, pa.string())

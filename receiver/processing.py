@@ -1,0 +1,144 @@
+"""Processing one claimed window: raw body → decoder → Parquet → manifest → committed.
+
+Runs in a worker thread. Every outcome is written to the ledger before returning, so a crash
+at any point leaves the window `received` and it is processed again after a restart; object
+names are deterministic, so that is safe.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Literal
+
+from receiver.decoding import (
+    DecodeError,
+    FailureNotice,
+    InlineFile,
+    LinkNotice,
+    classify,
+    read_batches,
+)
+from receiver.decoding.download import (
+    DownloadError,
+    DownloadPolicy,
+    DownloadRefused,
+    DownloadTooLarge,
+    download,
+)
+from receiver.metrics import DOWNLOAD_BYTES, ROWS_REJECTED, ROWS_WRITTEN, WINDOWS_PROCESSED
+from storage.commit import WriteOptions, write_window
+from storage.layout import raw_meta_key
+from storage.ledger import Ledger, ProcessingClaim
+from storage.objectstore import ObjectStore
+
+log = logging.getLogger("chat_archiver.receiver.processing")
+
+OutcomeKind = Literal["committed", "quarantined", "retry"]
+
+
+@dataclass(frozen=True)
+class ProcessingConfig:
+    download: DownloadPolicy
+    write: WriteOptions
+    max_attempts: int
+    retry_delay: timedelta = timedelta(minutes=1)
+    tmp_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    kind: OutcomeKind
+    detail: str
+    rows: int = 0
+    rejects: int = 0
+
+
+def _headers(store: ObjectStore, raw_key: str) -> dict[str, str]:
+    meta = json.loads(store.get_bytes(raw_meta_key(raw_key)))
+    headers = meta.get("headers", {})
+    return {str(name): str(value) for name, value in headers.items()}
+
+
+def process_claim(
+    claim: ProcessingClaim, store: ObjectStore, ledger: Ledger, config: ProcessingConfig
+) -> Outcome:
+    """Takes a claimed window to committed, quarantined or due again; records it in the ledger."""
+    with tempfile.TemporaryDirectory(dir=config.tmp_dir, prefix="window-") as work_dir:
+        work = Path(work_dir)
+        outcome = _decode_and_write(claim, store, config, work)
+    now = datetime.now(UTC)
+    fields = {"window": str(claim.window), "export_id": claim.export_id,
+              "callback_id": claim.callback_id, "detail": outcome.detail}
+    if outcome.kind == "committed":
+        ledger.commit(
+            claim, rows=outcome.rows, rejects=outcome.rejects, manifest_key=outcome.detail, now=now
+        )
+        ROWS_WRITTEN.inc(outcome.rows)
+        ROWS_REJECTED.inc(outcome.rejects)
+        log.info("window_committed", extra=fields | {"rows": outcome.rows,
+                                                      "rejects": outcome.rejects})
+    elif outcome.kind == "quarantined":
+        ledger.quarantine(claim, reason=outcome.detail, now=now)
+        log.error("window_quarantined", extra=fields)
+    elif outcome.kind == "retry":
+        ledger.attempt_failed(
+            claim,
+            reason=outcome.detail,
+            now=now,
+            max_attempts=config.max_attempts,
+            retry_at=now + config.retry_delay,
+        )
+        log.warning("export_attempt_failed", extra=fields)
+    WINDOWS_PROCESSED.labels(outcome.kind).inc()
+    return outcome
+
+
+def _decode_and_write(
+    claim: ProcessingClaim, store: ObjectStore, config: ProcessingConfig, work: Path
+) -> Outcome:
+    body = work / "body"
+    store.download_file(claim.raw_key, body)
+    try:
+        payload = classify(_headers(store, claim.raw_key), body)
+    except DecodeError as error:
+        return Outcome("quarantined", f"unrecognised callback: {error}")
+
+    if isinstance(payload, FailureNotice):
+        return Outcome("retry", f"the upstream reported a failed export: {payload.reason}")
+    if isinstance(payload, LinkNotice):
+        data = work / "download"
+        try:
+            size = download(payload.url, data, config.download)
+        except DownloadTooLarge as error:
+            return Outcome("retry", f"download abandoned: {error}")
+        except DownloadRefused as error:
+            return Outcome("quarantined", f"download link refused: {error}")
+        except DownloadError as error:
+            return Outcome("retry", f"download failed: {error}")
+        DOWNLOAD_BYTES.inc(size)
+    else:
+        assert isinstance(payload, InlineFile)
+        data = payload.path
+
+    decode_dir = work / "decode"
+    decode_dir.mkdir()
+    options = config.write
+    if options.tmp_dir is None:
+        options = WriteOptions(options.part_bytes, options.row_group_bytes, work)
+    try:
+        result = write_window(
+            store,
+            claim.window,
+            claim.export_id,
+            read_batches(data, tmp_dir=decode_dir),
+            ingested_at=datetime.now(UTC),
+            options=options,
+        )
+    except DecodeError as error:
+        return Outcome("quarantined", f"undecodable export file: {error}")
+    return Outcome("committed", result.manifest_key, rows=result.rows, rejects=result.rejects)

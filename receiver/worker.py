@@ -1,0 +1,110 @@
+"""The processing worker: claims received windows from the ledger and processes them.
+
+It runs in the service's event loop and does the heavy work in a thread. Work is found through
+the ledger, not through memory, so whatever was received and not committed before a restart
+(or by a replica that died) is picked up again once its lease has run out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+
+from receiver.metrics import PROCESSING_SECONDS
+from receiver.processing import ProcessingConfig, process_claim
+from storage.ledger import Ledger, ProcessingClaim
+from storage.objectstore import ObjectStore
+
+log = logging.getLogger("chat_archiver.receiver.worker")
+
+
+class ProcessingWorker:
+    def __init__(
+        self,
+        ledger: Ledger,
+        store: ObjectStore,
+        config: ProcessingConfig,
+        *,
+        owner: str,
+        lease: timedelta,
+        poll_interval: float = 5.0,
+    ) -> None:
+        self._ledger = ledger
+        self._store = store
+        self._config = config
+        self._owner = owner
+        self._lease = lease
+        self._poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Called by intake after an accepted callback, so processing starts without polling."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="processing-worker")
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stops claiming; waits up to `timeout` for the window in hand, else leaves its lease."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            log.warning("worker_stop_timeout", extra={"timeout_s": timeout})
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                claim = await asyncio.to_thread(
+                    self._ledger.claim_received, self._owner, datetime.now(UTC), self._lease
+                )
+            except Exception as error:  # noqa: BLE001 - the loop must outlive a ledger outage
+                log.error("worker_claim_failed", extra={"reason": f"{type(error).__name__}: {error}"})
+                claim = None
+            if claim is None:
+                self._wake.clear()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._poll_interval)
+                except TimeoutError:
+                    pass
+                continue
+            await self._process(claim)
+
+    async def _process(self, claim: ProcessingClaim) -> None:
+        started = time.monotonic()
+        done = threading.Event()
+        heartbeat = threading.Thread(target=self._keep_lease, args=(claim, done), daemon=True)
+        heartbeat.start()
+        try:
+            await asyncio.to_thread(process_claim, claim, self._store, self._ledger, self._config)
+        except Exception as error:  # noqa: BLE001 - one bad window must not stop the worker
+            log.error(
+                "window_processing_error",
+                extra={"window": str(claim.window), "export_id": claim.export_id,
+                       "reason": f"{type(error).__name__}: {error}"},
+                exc_info=True,
+            )
+            await asyncio.to_thread(self._ledger.release, claim.window_id, self._owner)
+            await asyncio.sleep(self._poll_interval)
+        finally:
+            done.set()
+            PROCESSING_SECONDS.observe(time.monotonic() - started)
+
+    def _keep_lease(self, claim: ProcessingClaim, done: threading.Event) -> None:
+        interval = max(self._lease.total_seconds() / 3, 1.0)
+        while not done.wait(interval):
+            until = datetime.now(UTC) + self._lease
+            try:
+                if not self._ledger.renew_lease(claim.window_id, self._owner, until):
+                    log.warning("lease_lost", extra={"window": str(claim.window)})
+                    return
+            except Exception as error:  # noqa: BLE001 - retried on the next beat
+                log.warning("lease_renew_failed", extra={"reason": str(error)})

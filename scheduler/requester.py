@@ -1,0 +1,165 @@
+"""Requests due windows from the upstream: the path the schedule, `export` and `backfill` share."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from scheduler.client import (
+    AuthRejected,
+    ExportClient,
+    PeriodTooLong,
+    RequestRefused,
+    RetryPolicy,
+    UpstreamUnavailable,
+)
+from scheduler.metrics import EXPORT_REQUESTS, WINDOWS_PLANNED
+from scheduler.planner import plan_windows, split_window
+from storage.ledger import ExportAttempt, Ledger
+from storage.schema import STREAM
+
+log = logging.getLogger("chat_archiver.scheduler")
+
+KEY_REJECTED = "api_key_rejected"
+
+
+def key_fingerprint(api_key: str) -> str:
+    """Identifies a key without revealing it, so a rejection is remembered per key."""
+    return hashlib.sha256(api_key.encode()).hexdigest()[:16]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RequestPolicy:
+    window: timedelta
+    settle_delay: timedelta
+    callback_timeout: timedelta
+    max_attempts: int
+    per_tick: int = 20
+    pacing: timedelta = timedelta(seconds=1)
+    start: datetime | None = None
+
+
+@dataclass
+class TickReport:
+    requested: list[str] = field(default_factory=list)
+    deferred: int = 0
+    stopped: str | None = None
+
+
+def callback_url(public_url: str, export_id: str, token: str) -> str:
+    return f"{public_url.rstrip('/')}/callbacks/{export_id}/{token}"
+
+
+class Requester:
+    def __init__(
+        self,
+        ledger: Ledger,
+        client: ExportClient,
+        *,
+        public_url: str,
+        api_key: str,
+        policy: RequestPolicy,
+        stream: str = STREAM,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self._ledger = ledger
+        self._client = client
+        self._public_url = public_url
+        self._fingerprint = key_fingerprint(api_key)
+        self._policy = policy
+        self._stream = stream
+        self._clock = clock
+        self._lock = asyncio.Lock()
+
+    async def plan(self) -> int:
+        """Adds every window from the start up to now - settle delay to the ledger."""
+        start = self._policy.start
+        if start is None:
+            start = await asyncio.to_thread(self._ledger.created_at)
+        windows = plan_windows(start, self._clock(), self._policy.window, self._policy.settle_delay)
+        added = await asyncio.to_thread(self._ledger.plan, self._stream, windows)
+        if added:
+            WINDOWS_PLANNED.inc(added)
+            log.info("windows_planned", extra={"added": added, "through": str(windows[-1].end)})
+        return added
+
+    def key_rejected(self) -> bool:
+        return self._ledger.get_meta(KEY_REJECTED) == self._fingerprint
+
+    async def request_due(self) -> TickReport:
+        """Sends up to `per_tick` due windows, oldest first, paced; one tick at a time per process."""
+        report = TickReport()
+        async with self._lock:
+            if await asyncio.to_thread(self.key_rejected):
+                report.stopped = "the upstream rejected the API key; change ARCHIVER_API_KEY"
+                return report
+            for index in range(self._policy.per_tick):
+                claimed = await asyncio.to_thread(
+                    self._ledger.claim_due,
+                    self._stream,
+                    self._clock(),
+                    limit=1,
+                    callback_timeout=self._policy.callback_timeout,
+                    max_attempts=self._policy.max_attempts,
+                )
+                if not claimed:
+                    break
+                if index and self._policy.pacing:
+                    await asyncio.sleep(self._policy.pacing.total_seconds())
+                stop = await self._send(claimed[0], report)
+                if stop:
+                    report.stopped = stop
+                    break
+        return report
+
+    async def _send(self, attempt: ExportAttempt, report: TickReport) -> str | None:
+        """Returns why requesting must stop for now, or None to go on."""
+        url = callback_url(self._public_url, attempt.export_id, attempt.token)
+        fields = {
+            "window": str(attempt.window),
+            "export_id": attempt.export_id,
+            "attempt": attempt.attempt,
+        }
+        try:
+            await self._client.request_export(attempt.window, url)
+        except AuthRejected as error:
+            EXPORT_REQUESTS.labels("auth_rejected").inc()
+            await asyncio.to_thread(self._undo, attempt, str(error), self._clock())
+            await asyncio.to_thread(self._ledger.set_meta, KEY_REJECTED, self._fingerprint)
+            log.error("api_key_rejected", extra=fields | {"reason": str(error)})
+            return str(error)
+        except PeriodTooLong as error:
+            EXPORT_REQUESTS.labels("period_too_long").inc()
+            halves = split_window(attempt.window)
+            await asyncio.to_thread(self._ledger.replace_with_halves, attempt.window_id, halves)
+            log.warning("window_split", extra=fields | {"reason": str(error)})
+            return None
+        except RequestRefused as error:
+            EXPORT_REQUESTS.labels("refused").inc()
+            await asyncio.to_thread(self._undo, attempt, str(error), None)
+            log.error("window_failed", extra=fields | {"reason": str(error)})
+            return None
+        except UpstreamUnavailable as error:
+            EXPORT_REQUESTS.labels("unavailable").inc()
+            delay = error.retry_after or RetryPolicy().backoff(attempt.attempt + 2)
+            retry_at = self._clock() + timedelta(seconds=max(delay, 1.0))
+            await asyncio.to_thread(self._undo, attempt, str(error), retry_at)
+            report.deferred += 1
+            log.warning("export_request_deferred", extra=fields | {"reason": str(error),
+                                                                    "retry_at": str(retry_at)})
+            return f"the upstream is unavailable: {error}"
+        EXPORT_REQUESTS.labels("accepted").inc()
+        report.requested.append(attempt.export_id)
+        log.info("window_requested", extra=fields)
+        return None
+
+    def _undo(self, attempt: ExportAttempt, reason: str, retry_at: datetime | None) -> None:
+        self._ledger.request_failed(attempt.export_id, reason=reason, retry_at=retry_at)

@@ -1,0 +1,168 @@
+"""Fault switches: the ways a real platform misbehaves, on demand.
+
+| switch | effect |
+| --- | --- |
+| `duplicate_callbacks: n` | every callback is sent n extra times |
+| `callback_delay: seconds` | wait before preparing and sending a callback |
+| `drop_callbacks: true \\| n` | never send callbacks (true) or drop the next n |
+| `fail_export_requests: {"status", "count", "retry_after"}` | answer the next `count` export requests with `status` (429, 500, 502, 503 or 504), with `Retry-After` for 429 and 503 |
+| `failure_notices: n \\| {"count", "error"}` | the next n callbacks are `{"status": "failed", "error": ...}` |
+| `callback_shape: name` | how the export reaches the callback (see config.CALLBACK_SHAPES) |
+| `expire_links: true` | every download link answers 410 Gone |
+"""  # noqa: E501
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from simulator.config import CALLBACK_SHAPES, SimulatorConfig
+
+FAILABLE_STATUSES = (429, 500, 502, 503, 504)
+DEFAULT_FAILURE = "The export could not be generated. Please try again later."
+
+
+class FaultError(ValueError):
+    """A fault update that names an unknown switch or gives it a wrong value."""
+
+
+@dataclass
+class ExportFailure:
+    status: int
+    count: int
+    retry_after: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"status": self.status, "count": self.count, "retry_after": self.retry_after}
+
+
+@dataclass
+class Faults:
+    duplicate_callbacks: int = 0
+    callback_delay: float = 0.2
+    drop_callbacks: bool | int = False
+    fail_export_requests: ExportFailure | None = None
+    failure_notices: int = 0
+    failure_error: str = DEFAULT_FAILURE
+    callback_shape: str = "link-ndjson-gz"
+    expire_links: bool = False
+
+    @classmethod
+    def from_config(cls, config: SimulatorConfig) -> Faults:
+        faults = cls(callback_delay=config.callback_delay, callback_shape=config.callback_shape)
+        faults.merge(
+            {
+                "duplicate_callbacks": config.duplicate_callbacks,
+                "drop_callbacks": config.drop_callbacks,
+                "fail_export_requests": config.fail_export_requests,
+                "failure_notices": config.failure_notices,
+                "expire_links": config.expire_links,
+            }
+        )
+        return faults
+
+    def merge(self, update: Any) -> None:
+        """Applies a partial update; validates all of it before changing anything."""
+        if not isinstance(update, dict):
+            raise FaultError("faults must be a JSON object")
+        changes: dict[str, Any] = {}
+        for key, value in update.items():
+            if key == "duplicate_callbacks":
+                changes[key] = _count(key, value)
+            elif key == "callback_delay":
+                changes[key] = _seconds(key, value)
+            elif key == "drop_callbacks":
+                changes[key] = value if isinstance(value, bool) else _count(key, value)
+            elif key == "fail_export_requests":
+                changes[key] = _export_failure(value)
+            elif key == "failure_notices":
+                changes.update(_failure_notices(value))
+            elif key == "callback_shape":
+                if value not in CALLBACK_SHAPES:
+                    raise FaultError(f"callback_shape must be one of {', '.join(CALLBACK_SHAPES)}")
+                changes[key] = value
+            elif key == "expire_links":
+                if not isinstance(value, bool):
+                    raise FaultError("expire_links must be true or false")
+                changes[key] = value
+            else:
+                raise FaultError(f"unknown fault switch {key!r}")
+        for key, value in changes.items():
+            setattr(self, key, value)
+
+    def take_export_failure(self) -> ExportFailure | None:
+        """The failure for the next export request, if one is due; counts it down."""
+        failure = self.fail_export_requests
+        if failure is None or failure.count <= 0:
+            return None
+        failure.count -= 1
+        return ExportFailure(failure.status, 1, failure.retry_after)
+
+    def take_drop(self) -> bool:
+        if self.drop_callbacks is True:
+            return True
+        if self.drop_callbacks is False or self.drop_callbacks <= 0:
+            return False
+        self.drop_callbacks -= 1
+        return True
+
+    def take_failure_notice(self) -> str | None:
+        if self.failure_notices <= 0:
+            return None
+        self.failure_notices -= 1
+        return self.failure_error
+
+    def to_json(self) -> dict[str, Any]:
+        failure = self.fail_export_requests
+        return {
+            "duplicate_callbacks": self.duplicate_callbacks,
+            "callback_delay": self.callback_delay,
+            "drop_callbacks": self.drop_callbacks,
+            "fail_export_requests": failure.to_json() if failure else None,
+            "failure_notices": self.failure_notices,
+            "failure_error": self.failure_error,
+            "callback_shape": self.callback_shape,
+            "expire_links": self.expire_links,
+        }
+
+
+def _count(key: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise FaultError(f"{key} must be a whole number, 0 or more")
+    return value
+
+
+def _seconds(key: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise FaultError(f"{key} must be a number of seconds, 0 or more")
+    return float(value)
+
+
+def _export_failure(value: Any) -> ExportFailure | None:
+    if value is None:
+        return None
+    if not isinstance(value, dict) or set(value) - {"status", "count", "retry_after"}:
+        raise FaultError('fail_export_requests must be {"status", "count", "retry_after"} or null')
+    status = value.get("status")
+    if status not in FAILABLE_STATUSES:
+        raise FaultError(f"fail_export_requests.status must be one of {FAILABLE_STATUSES}")
+    retry_after = value.get("retry_after")
+    return ExportFailure(
+        status=status,
+        count=_count("fail_export_requests.count", value.get("count", 1)),
+        retry_after=None if retry_after is None else _seconds("retry_after", retry_after),
+    )
+
+
+def _failure_notices(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        if set(value) - {"count", "error"}:
+            raise FaultError('failure_notices must be a count or {"count", "error"}')
+        error = value.get("error", DEFAULT_FAILURE)
+        if not isinstance(error, str):
+            raise FaultError("failure_notices.error must be a string")
+        return {
+            "failure_notices": _count("failure_notices.count", value.get("count", 1)),
+            "failure_error": error,
+        }
+    return {"failure_notices": _count("failure_notices", value)}

@@ -1,0 +1,212 @@
+"""Writes one window of messages to the archive and commits it with its manifest.
+
+The order is what makes re-processing safe: parts (deterministic names, so the same objects
+are overwritten), then the rejects, then the manifest (the commit marker), then the deletion
+of any part of this window that the manifest does not list.
+
+An empty window (no rows) commits with a manifest that lists no parts: no empty Parquet file
+is written, so readers never open a file for nothing, and the manifest still records that
+the window was archived.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from storage.dedup import IdIndex
+from storage.layout import (
+    Window,
+    manifest_key,
+    part_key,
+    part_prefix_for_window,
+    rejects_key,
+)
+from storage.manifest import Manifest, ManifestError, PartInfo, read_manifest
+from storage.objectstore import ObjectStore
+from storage.parquet_parts import LocalPart, PartWriter, rewrite_without
+from storage.records import Lineage, normalize_batch
+from storage.schema import STREAM
+
+__all__ = ["CommitResult", "PartInfo", "WriteOptions", "split_by_day", "write_window"]
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    part_bytes: int = 256 * 1024 * 1024
+    """Roll to a new file once one reaches about this size on disk."""
+    row_group_bytes: int = 128 * 1024 * 1024
+    """Rows are buffered to about this in-memory (Arrow) size per row group; bounds memory."""
+    tmp_dir: Path | None = None
+    """Where parts are staged before upload; the system's temporary directory by default."""
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    manifest_key: str
+    rows: int
+    rejects: int
+    parts: list[PartInfo]
+    deleted: list[str]
+
+
+@dataclass
+class _Staged:
+    parts: list[LocalPart]
+    rejects: int
+    rejects_path: Path
+    outside_window: int
+    duplicates: int = 0
+
+
+def write_window(
+    store: ObjectStore,
+    window: Window,
+    export_id: str,
+    batches: Iterable[pa.RecordBatch],
+    *,
+    ingested_at: datetime,
+    options: WriteOptions = WriteOptions(),
+    stream: str = STREAM,
+) -> CommitResult:
+    """Normalizes, deduplicates and writes `batches` as the window's parts, then commits."""
+    lineage = Lineage(export_id, window, ingested_at.astimezone(UTC))
+    with tempfile.TemporaryDirectory(prefix="chat-archiver-", dir=options.tmp_dir) as tmp:
+        staged = _stage(batches, lineage, Path(tmp), options)
+        try:
+            previous = read_manifest(store, window, stream)
+        except ManifestError:
+            previous = None  # unreadable: it is about to be replaced, and cleanup lists anyway
+        parts = _upload_parts(store, window, stream, staged.parts)
+        deleted: list[str] = []
+        key_for_rejects = rejects_key(window, stream)
+        if staged.rejects:
+            store.put_file(key_for_rejects, staged.rejects_path)
+        elif store.size(key_for_rejects) is not None:
+            store.delete(key_for_rejects)
+            deleted.append(key_for_rejects)
+        manifest = Manifest(
+            window=window,
+            export_id=export_id,
+            committed_at=datetime.now(UTC),
+            rows=sum(part.rows for part in parts),
+            rejects=staged.rejects,
+            parts=tuple(parts),
+            stream=stream,
+            ingested_at=lineage.ingested_at,
+            rejects_key=key_for_rejects if staged.rejects else None,
+            rows_outside_window=staged.outside_window,
+            duplicates=staged.duplicates,
+        )
+        key = manifest_key(window, stream)
+        store.put_bytes(key, manifest.to_json())
+    deleted += _delete_stale(store, manifest, previous)
+    return CommitResult(key, manifest.rows, manifest.rejects, parts, deleted)
+
+
+def split_by_day(batch: pa.RecordBatch) -> Iterator[tuple[date, pa.RecordBatch]]:
+    """Splits a MESSAGE_SCHEMA batch by the UTC date of `created_at`, in date order."""
+    days = batch.column("created_at").cast(pa.date32())
+    bounds = pc.min_max(days)
+    low, high = bounds["min"].as_py(), bounds["max"].as_py()
+    if low is None:
+        return
+    if low == high:
+        yield low, batch
+        return
+    for day in sorted(pc.unique(days).to_pylist()):
+        yield day, batch.filter(pc.equal(days, pa.scalar(day, pa.date32())))
+
+
+def _stage(
+    batches: Iterable[pa.RecordBatch], lineage: Lineage, tmp: Path, options: WriteOptions
+) -> _Staged:
+    """Writes local parts and the rejects file; removes superseded duplicates."""
+    writer = PartWriter(tmp, options.part_bytes, options.row_group_bytes)
+    index = IdIndex()
+    staged = _Staged([], 0, tmp / "rejects.jsonl", 0)
+    start = pa.scalar(lineage.window.start, pa.timestamp("us", tz="UTC"))
+    end = pa.scalar(lineage.window.end, pa.timestamp("us", tz="UTC"))
+    try:
+        with staged.rejects_path.open("w", encoding="utf-8") as rejects_out:
+            for batch in batches:
+                if batch.num_rows == 0:
+                    continue
+                normalized = normalize_batch(batch, lineage)
+                for reject in normalized.rejects:
+                    rejects_out.write(reject.to_json() + "\n")
+                staged.rejects += len(normalized.rejects)
+                created = normalized.batch.column("created_at")
+                outside = pc.or_(pc.less(created, start), pc.greater_equal(created, end))
+                staged.outside_window += pc.sum(outside).as_py() or 0
+                for day, piece in split_by_day(normalized.batch):
+                    placement = writer.write(day, piece)
+                    index.add(
+                        piece.column("id"),
+                        piece.column("updated_at"),
+                        placement.part,
+                        placement.offset,
+                    )
+        staged.parts = writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    for part_index, offsets in index.drops().items():
+        staged.duplicates += len(offsets)
+        rewrite_without(staged.parts[part_index], offsets)
+    staged.parts = [part for part in staged.parts if part.rows]
+    return staged
+
+
+def _upload_parts(
+    store: ObjectStore, window: Window, stream: str, local: list[LocalPart]
+) -> list[PartInfo]:
+    """Uploads parts numbered 0000.. per date, in the order they were written."""
+    numbers: dict[date, int] = {}
+    uploaded = []
+    for part in sorted(local, key=lambda p: p.day):
+        number = numbers.get(part.day, 0)
+        numbers[part.day] = number + 1
+        key = part_key(part.day, window, number, stream)
+        with part.path.open("rb") as source:
+            digest = hashlib.file_digest(source, "sha256").hexdigest()
+        size = part.path.stat().st_size
+        store.put_file(key, part.path)
+        uploaded.append(PartInfo(key, size, digest, part.rows))
+    return uploaded
+
+
+def _delete_stale(store: ObjectStore, manifest: Manifest, previous: Manifest | None) -> list[str]:
+    """Deletes this window's parts that the new manifest does not list.
+
+    Looks in the partitions the new and previous manifests name and every date the window
+    itself covers (where an attempt that crashed before its manifest would have left parts).
+    """
+    window, stream = manifest.window, manifest.stream
+    keep = {part.key for part in manifest.parts}
+    days = set(manifest.dates) | set(_window_days(window))
+    candidates: set[str] = set()
+    if previous is not None:
+        days |= set(previous.dates)
+        candidates |= {part.key for part in previous.parts}
+    for day in sorted(days):
+        candidates |= {info.key for info in store.list(part_prefix_for_window(day, window, stream))}
+    deleted = sorted(candidates - keep)
+    for key in deleted:
+        store.delete(key)
+    return deleted
+
+
+def _window_days(window: Window) -> Iterator[date]:
+    day = window.start.astimezone(UTC).date()
+    last = (window.end.astimezone(UTC) - timedelta(microseconds=1)).date()
+    while day <= last:
+        yield day
+        day += timedelta(days=1)

@@ -1,0 +1,197 @@
+"""The SQL that exposes the archive as a table in common engines: `chat-archiver ddl`.
+
+Types come from MESSAGE_SCHEMA; `role` is a plain string to every engine (its dictionary
+encoding is a storage detail), and `date` is the partition column from the object layout.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from storage.objectstore import local_path
+from storage.schema import MESSAGE_SCHEMA, STREAM
+
+DIALECTS = ("athena", "bigquery", "snowflake", "duckdb", "trino")
+
+_TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
+
+
+def render_ddl(dialect: str, location: str, table: str = STREAM) -> str:
+    """Statements for `dialect` over the archive at `location` (the storage URL)."""
+    render = _RENDERERS.get(dialect)
+    if render is None:
+        raise ValueError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
+    if not _TABLE_NAME.match(table):
+        raise ValueError(f"table name {table!r} is not a plain [catalog.][schema.]name")
+    return render(location, table)
+
+
+def _athena(location: str, table: str) -> str:
+    root = _stream_url(location)
+    columns = _columns(lambda name: f"`{name}`", _ATHENA)
+    return f"""\
+-- Athena: partition projection finds new dates without MSCK REPAIR TABLE.
+-- Quote the partition column in queries: WHERE "date" = '2024-01-31'.
+{_object_store_note(location)}CREATE EXTERNAL TABLE IF NOT EXISTS {table} (
+{columns}
+)
+PARTITIONED BY (`date` string)
+STORED AS PARQUET
+LOCATION {_literal(root + "/")}
+TBLPROPERTIES (
+  'projection.enabled' = 'true',
+  'projection.date.type' = 'date',
+  'projection.date.format' = 'yyyy-MM-dd',
+  'projection.date.range' = '2000-01-01,NOW',
+  'projection.date.interval' = '1',
+  'projection.date.interval.unit' = 'DAYS',
+  'storage.location.template' = {_literal(root + "/date=${date}/")}
+);
+"""
+
+
+def _bigquery(location: str, table: str) -> str:
+    root = _stream_url(location)
+    columns = _columns(lambda name: f"`{name}`", _BIGQUERY)
+    qualify = "" if "." in table else "-- Qualify the table with its dataset: dataset.table.\n"
+    return f"""\
+-- BigQuery: external tables read Parquet from Cloud Storage (gs://). The location is kept as
+-- given: for an s3:// archive add WITH CONNECTION `region.connection` (BigQuery Omni) before
+-- OPTIONS, or copy the archive to a gs:// bucket and change both URIs.
+{qualify}CREATE EXTERNAL TABLE IF NOT EXISTS {table} (
+{columns}
+)
+WITH PARTITION COLUMNS (
+  `date` DATE
+)
+OPTIONS (
+  format = 'PARQUET',
+  uris = [{_literal(root + "/*")}],
+  hive_partition_uri_prefix = {_literal(root)},
+  require_hive_partition_filter = false
+);
+"""
+
+
+def _snowflake(location: str, table: str) -> str:
+    root = _stream_url(location)
+    stage = f"{table}_stage"
+    partition = (
+        "  date DATE AS TO_DATE(SPLIT_PART(SPLIT_PART(METADATA$FILENAME, 'date=', 2), '/', 1)),\n"
+    )
+    columns = _columns(str, _SNOWFLAKE, value=lambda name, kind: f" AS (VALUE:{name}::{kind})")
+    return f"""\
+-- Snowflake: a stage over the archive and an external table on it; `date` comes from each
+-- file's path. Give the stage access (STORAGE_INTEGRATION = ...) before running.
+-- Timestamps are UTC, kept as TIMESTAMP_NTZ so no session time zone shifts them.
+{_object_store_note(location)}CREATE STAGE IF NOT EXISTS {stage}
+  URL = {_literal(root + "/")}
+  FILE_FORMAT = (TYPE = PARQUET);
+
+CREATE EXTERNAL TABLE IF NOT EXISTS {table} (
+{partition}{columns}
+)
+PARTITION BY (date)
+LOCATION = @{stage}
+FILE_FORMAT = (TYPE = PARQUET)
+AUTO_REFRESH = FALSE;
+
+ALTER EXTERNAL TABLE {table} REFRESH;
+"""
+
+
+def _trino(location: str, table: str) -> str:
+    root = _stream_url(location)
+    names = table.split(".")
+    schema = names[-2] if len(names) >= 2 else "default"
+    procedure = f"{names[0]}.system" if len(names) == 3 else "system"
+    columns = _columns(lambda name: f'"{name}"', _TRINO)
+    return f"""\
+-- Trino, Hive connector. Timestamps are declared timestamp(3), the connector's default
+-- precision; with hive.timestamp-precision=MICROSECONDS use timestamp(6) to read them whole.
+{_object_store_note(location)}CREATE TABLE IF NOT EXISTS {table} (
+{columns},
+  "date" varchar
+)
+WITH (
+  external_location = {_literal(root + "/")},
+  format = 'PARQUET',
+  partitioned_by = ARRAY['date']
+);
+
+CALL {procedure}.sync_partition_metadata({_literal(schema)}, {_literal(names[-1])}, 'FULL');
+"""
+
+
+def _duckdb(location: str, table: str) -> str:
+    if location.startswith("file://"):
+        root = local_path(location).as_posix().rstrip("/") + f"/{STREAM}"
+        note = ""
+    else:
+        root = _stream_url(location)
+        note = (
+            "-- For s3:// first run: INSTALL httpfs; LOAD httpfs;\n"
+            "-- CREATE SECRET (TYPE s3, PROVIDER credential_chain);"
+            "  -- add ENDPOINT for S3-compatible stores\n"
+        )
+    glob = _literal(f"{root}/*/*.parquet")
+    return f"""\
+{note}CREATE OR REPLACE VIEW {table} AS
+SELECT * FROM read_parquet({glob}, hive_partitioning = true);
+"""
+
+
+_RENDERERS: dict[str, Callable[[str, str], str]] = {
+    "athena": _athena,
+    "bigquery": _bigquery,
+    "snowflake": _snowflake,
+    "duckdb": _duckdb,
+    "trino": _trino,
+}
+
+
+def _columns(
+    quote: Callable[[str], str],
+    types: dict[str, str],
+    value: Callable[[str, str], str] | None = None,
+) -> str:
+    """One column definition per MESSAGE_SCHEMA field; `types` maps "text" and "time"."""
+    lines = []
+    for field in MESSAGE_SCHEMA:
+        kind = types[_kind(field.type)]
+        suffix = value(field.name, kind) if value else ""
+        lines.append(f"  {quote(field.name)} {kind}{suffix}")
+    return ",\n".join(lines)
+
+
+def _kind(kind: pa.DataType) -> str:
+    if pa.types.is_timestamp(kind):
+        return "time"
+    if pa.types.is_dictionary(kind):
+        kind = kind.value_type
+    if pa.types.is_string(kind):
+        return "text"
+    raise TypeError(f"no SQL type mapped for Arrow type {kind}")
+
+
+_ATHENA = {"text": "string", "time": "timestamp"}
+_BIGQUERY = {"text": "STRING", "time": "TIMESTAMP"}
+_SNOWFLAKE = {"text": "VARCHAR", "time": "TIMESTAMP_NTZ"}
+_TRINO = {"text": "varchar", "time": "timestamp(3)"}
+
+
+def _stream_url(location: str) -> str:
+    return f"{location.rstrip('/')}/{STREAM}"
+
+
+def _object_store_note(location: str) -> str:
+    if location.startswith(("s3://", "s3a://", "gs://")):
+        return ""
+    return f"-- This engine reads object stores; {location} is kept as given.\n"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"

@@ -1,0 +1,178 @@
+"""Opening the ledger database: engines, SQLite pragmas, transactions and the schema migration.
+
+SQLite writes take `BEGIN IMMEDIATE`, so concurrent writers (a `serve` process and a CLI command,
+or several worker threads) queue on the busy timeout instead of failing half-way; Postgres writes
+rely on row locks and advisory locks in the queries themselves.
+"""
+
+from __future__ import annotations
+
+import threading
+import zlib
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.pool import StaticPool
+
+from storage.ledger.models import LedgerError
+from storage.ledger.tables import SCHEMA_VERSION, meta, metadata
+
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+_WRITE_OPTION = "ledger_write"
+_MIGRATION_LOCK = zlib.crc32(b"chat-archiver:ledger:migrate")
+
+# Changes from one schema version to the next, applied in order under the migration lock.
+_MIGRATIONS: dict[int, list[str]] = {}
+
+
+def advisory_key(name: str) -> int:
+    """A stable Postgres advisory lock key for `name`."""
+    return zlib.crc32(f"chat-archiver:ledger:{name}".encode())
+
+
+class Database:
+    """An engine plus the two kinds of transaction the ledger runs: read and write."""
+
+    def __init__(self, url: str) -> None:
+        parsed = _parse_url(url)
+        self.safe_url = parsed.render_as_string(hide_password=True)
+        self.dialect = parsed.get_backend_name()
+        self._lock: AbstractContextManager[Any] = nullcontext()
+        self.engine = self._create_engine(parsed)
+
+    def _create_engine(self, url: URL) -> Engine:
+        try:
+            if self.dialect == "postgresql":
+                return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+            if _is_sqlite_memory(url):
+                # One shared connection: serialise every transaction on it.
+                self._lock = threading.RLock()
+                engine = create_engine(
+                    url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+                )
+            else:
+                engine = create_engine(url, connect_args={"check_same_thread": False})
+        except (ArgumentError, NoSuchModuleError, ImportError) as exc:
+            raise LedgerError(f"cannot use ledger URL {self.safe_url}: {exc}") from exc
+        _install_sqlite_hooks(engine, wal=not _is_sqlite_memory(url))
+        return engine
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """A short write transaction (BEGIN IMMEDIATE on SQLite)."""
+        with self._transaction(write=True) as conn:
+            yield conn
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        with self._transaction(write=False) as conn:
+            yield conn
+
+    @contextmanager
+    def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        with self._lock:
+            try:
+                with self.engine.connect() as conn:
+                    conn.execution_options(**{_WRITE_OPTION: write})
+                    with conn.begin():
+                        yield conn
+            except DBAPIError as exc:
+                raise LedgerError(f"ledger {self.safe_url}: {first_line(exc)}") from exc
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.dialect == "postgresql"
+
+    def migrate(self) -> None:
+        """Creates or upgrades the schema; safe when several processes open the ledger at once."""
+        with self.write() as conn:
+            if self.is_postgres:
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+            metadata.create_all(conn)
+            found = conn.scalar(select(meta.c.value).where(meta.c.key == "schema_version"))
+            version = int(found) if found is not None else 0
+            if version > SCHEMA_VERSION:
+                raise LedgerError(
+                    f"ledger {self.safe_url} has schema version {version}, newer than this "
+                    f"chat-archiver understands ({SCHEMA_VERSION}); upgrade chat-archiver"
+                )
+            if version == 0:
+                conn.execute(
+                    meta.insert(),
+                    [
+                        {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                        {"key": "created_at", "value": datetime.now(UTC).isoformat()},
+                    ],
+                )
+                return
+            for step in range(version + 1, SCHEMA_VERSION + 1):
+                for statement in _MIGRATIONS.get(step, []):
+                    conn.execute(text(statement))
+            if version != SCHEMA_VERSION:
+                conn.execute(
+                    meta.update()
+                    .where(meta.c.key == "schema_version")
+                    .values(value=str(SCHEMA_VERSION))
+                )
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _parse_url(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise LedgerError(
+            "invalid ledger URL: expected sqlite:///path/to/file.db or "
+            "postgresql+psycopg://user@host:5432/database"
+        ) from exc
+    backend = parsed.get_backend_name()
+    if backend in ("postgresql", "postgres"):
+        if parsed.get_driver_name() not in ("psycopg", "postgresql", "postgres"):
+            raise LedgerError(
+                f"unsupported Postgres driver in ledger URL {parsed.drivername!r}: "
+                "use postgresql+psycopg://"
+            )
+        return parsed.set(drivername="postgresql+psycopg")
+    if backend == "sqlite":
+        return parsed
+    raise LedgerError(
+        f"unsupported ledger database {backend!r}: use sqlite:///path or postgresql+psycopg://..."
+    )
+
+
+def _is_sqlite_memory(url: URL) -> bool:
+    database = url.database or ""
+    return database in ("", ":memory:") or url.query.get("mode") == "memory"
+
+
+def _install_sqlite_hooks(engine: Engine, *, wal: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # SQLAlchemy emits BEGIN itself (below), so the driver must not.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+            if wal:
+                cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def on_begin(conn: Connection) -> None:
+        write = conn.get_execution_options().get(_WRITE_OPTION, True)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def first_line(exc: DBAPIError) -> str:
+    """The driver's message in one line, for errors a user reads."""
+    message = str(exc.orig).strip() or type(exc.orig).__name__
+    return message.splitlines()[0]

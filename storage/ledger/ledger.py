@@ -1,0 +1,260 @@
+"""The ledger: the state of every window, export and callback, on SQLite or PostgreSQL.
+
+Every method is synchronous, thread-safe and runs in its own short transaction, so callers on
+worker threads (via `run_in_threadpool`), other replicas and CLI commands can share one ledger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from storage.layout import Window
+from storage.ledger import intake, planning, reading
+from storage.ledger.connect import Database, first_line
+from storage.ledger.models import (
+    CallbackRecord,
+    ExportAttempt,
+    ExportRecord,
+    LedgerError,
+    ProcessingClaim,
+    Summary,
+    WindowRecord,
+)
+from storage.ledger.planning import insert_ignoring_conflicts
+from storage.ledger.tables import meta
+
+
+class Ledger:
+    def __init__(self, database: Database) -> None:
+        self._db = database
+
+    @classmethod
+    def open(cls, url: str) -> Ledger:
+        """Connects and creates or upgrades the schema; LedgerError saying why if it cannot."""
+        database = Database(url)
+        try:
+            database.migrate()
+        except LedgerError as exc:
+            database.close()
+            if isinstance(exc.__cause__, DBAPIError):
+                cause = exc.__cause__
+                raise LedgerError(
+                    f"cannot open the ledger at {database.safe_url}: {first_line(cause)}"
+                ) from cause
+            raise
+        return cls(database)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def url(self) -> str:
+        """The ledger's URL with any password hidden, for messages."""
+        return self._db.safe_url
+
+    def ping(self) -> None:
+        with self._db.read() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def created_at(self) -> datetime:
+        value = self.get_meta("created_at")
+        if value is None:
+            raise LedgerError(f"ledger {self.url} has no creation time; was it created by hand?")
+        return datetime.fromisoformat(value).astimezone(UTC)
+
+    def get_meta(self, key: str) -> str | None:
+        with self._db.read() as conn:
+            return conn.scalar(select(meta.c.value).where(meta.c.key == key))
+
+    def set_meta(self, key: str, value: str | None) -> None:
+        with self._db.write() as conn:
+            if value is None:
+                conn.execute(meta.delete().where(meta.c.key == key))
+                return
+            statement = insert_ignoring_conflicts(conn, meta).values(key=key, value=value)
+            conn.execute(
+                statement.on_conflict_do_update(index_elements=["key"], set_={"value": value})
+            )
+
+    # Planning and requesting (the scheduler).
+
+    def plan(self, stream: str, windows: Sequence[Window]) -> int:
+        """Adds the windows not yet known as `planned`; returns how many were new."""
+        with self._db.write() as conn:
+            return planning.plan(conn, stream, windows, _now())
+
+    def force_due(
+        self,
+        stream: str,
+        windows: Sequence[Window],
+        *,
+        include_committed: bool,
+        now: datetime,
+    ) -> int:
+        """Makes the windows due now with fresh attempts, except those in flight.
+
+        Committed windows are left alone unless `include_committed`. Returns how many were made due.
+        """
+        with self._db.write() as conn:
+            return planning.force_due(
+                conn, stream, windows, include_committed=include_committed, now=now
+            )
+
+    def claim_due(
+        self,
+        stream: str,
+        now: datetime,
+        *,
+        limit: int,
+        callback_timeout: timedelta,
+        max_attempts: int,
+    ) -> list[ExportAttempt]:
+        """Claims up to `limit` due windows, oldest first, each with a new export id and token.
+
+        Windows whose callback timed out are due again; with no attempts left they become
+        `failed` instead.
+        """
+        with self._db.write() as conn:
+            return planning.claim_due(
+                conn,
+                stream,
+                now,
+                limit=limit,
+                callback_timeout=callback_timeout,
+                max_attempts=max_attempts,
+            )
+
+    def request_failed(self, export_id: str, *, reason: str, retry_at: datetime | None) -> None:
+        """The upstream refused the request: the attempt is undone, due again at `retry_at`.
+
+        `retry_at` None means the refusal is permanent and the window becomes `failed`.
+        """
+        with self._db.write() as conn:
+            planning.request_failed(conn, export_id, reason=reason, retry_at=retry_at, now=_now())
+
+    def replace_with_halves(self, window_id: int, halves: tuple[Window, Window]) -> None:
+        """The upstream refused the window's span: it is replaced by its two halves."""
+        with self._db.write() as conn:
+            planning.replace_with_halves(conn, window_id, halves, _now())
+
+    # Intake (the receiver).
+
+    def find_export(self, export_id: str) -> ExportRecord | None:
+        with self._db.read() as conn:
+            return reading.find_export(conn, export_id)
+
+    def record_callback(
+        self,
+        *,
+        export_id: str,
+        callback_id: str,
+        received_at: datetime,
+        raw_key: str,
+        body_sha256: str,
+        size: int,
+    ) -> Literal["accepted", "duplicate"]:
+        """Stores the callback; `duplicate` if its window is committed or holds the same body."""
+        with self._db.write() as conn:
+            return intake.record_callback(
+                conn,
+                export_id=export_id,
+                callback_id=callback_id,
+                received_at=received_at,
+                raw_key=raw_key,
+                body_sha256=body_sha256,
+                size=size,
+            )
+
+    # Processing (the worker).
+
+    def claim_received(self, owner: str, now: datetime, lease: timedelta) -> ProcessingClaim | None:
+        """Leases the oldest received window that no live lease holds, with its newest callback."""
+        with self._db.write() as conn:
+            return intake.claim_received(conn, owner, now, lease)
+
+    def renew_lease(self, window_id: int, owner: str, until: datetime) -> bool:
+        """Extends the lease; False if `owner` no longer holds it (stop working on the window)."""
+        with self._db.write() as conn:
+            return intake.renew_lease(conn, window_id, owner, until)
+
+    def release(self, window_id: int, owner: str) -> None:
+        with self._db.write() as conn:
+            intake.release(conn, window_id, owner)
+
+    def commit(
+        self,
+        claim: ProcessingClaim,
+        *,
+        rows: int,
+        rejects: int,
+        manifest_key: str,
+        now: datetime,
+    ) -> None:
+        with self._db.write() as conn:
+            intake.commit(
+                conn, claim, rows=rows, rejects=rejects, manifest_key=manifest_key, now=now
+            )
+
+    def quarantine(self, claim: ProcessingClaim, *, reason: str, now: datetime) -> None:
+        with self._db.write() as conn:
+            intake.quarantine(conn, claim, reason=reason, now=now)
+
+    def attempt_failed(
+        self,
+        claim: ProcessingClaim,
+        *,
+        reason: str,
+        now: datetime,
+        max_attempts: int,
+        retry_at: datetime,
+    ) -> None:
+        with self._db.write() as conn:
+            intake.attempt_failed(
+                conn, claim, reason=reason, now=now, max_attempts=max_attempts, retry_at=retry_at
+            )
+
+    def requeue(self, *, export_id: str | None = None, quarantined: bool = False) -> int:
+        """Makes stored callbacks pending again for `replay`; returns how many windows."""
+        with self._db.write() as conn:
+            return intake.requeue(conn, export_id=export_id, quarantined=quarantined, now=_now())
+
+    # Reading.
+
+    def window(self, stream: str, window: Window) -> WindowRecord | None:
+        with self._db.read() as conn:
+            return reading.window(conn, stream, window)
+
+    def windows(
+        self,
+        stream: str,
+        *,
+        states: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[WindowRecord]:
+        """Windows starting in [since, until), oldest first."""
+        with self._db.read() as conn:
+            return reading.list_windows(conn, stream, states=states, since=since, until=until)
+
+    def callbacks(self, export_id: str) -> list[CallbackRecord]:
+        with self._db.read() as conn:
+            return reading.list_callbacks(conn, export_id)
+
+    def summary(self, stream: str) -> Summary:
+        with self._db.read() as conn:
+            return reading.summary(conn, stream)
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,103 @@
+"""What the ledger hands out: plain frozen records, no database types."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+from storage.layout import Window
+
+WindowState = Literal["planned", "requested", "received", "committed", "failed", "quarantined"]
+WINDOW_STATES: tuple[WindowState, ...] = (
+    "planned",
+    "requested",
+    "received",
+    "committed",
+    "failed",
+    "quarantined",
+)
+
+# pending: waiting for the worker; duplicate: stored but changes nothing; processed: its data
+# is committed; superseded: another callback of the window was committed instead.
+CallbackState = Literal["pending", "duplicate", "processed", "superseded", "quarantined", "failed"]
+
+# The reason on a window that was replaced by its two halves; such a window is not a problem.
+SPLIT_REASON = "split into halves"
+
+
+class LedgerError(Exception):
+    """The ledger cannot be reached, or was asked about something it does not hold."""
+
+
+@dataclass(frozen=True)
+class ExportAttempt:
+    """One request of a window: what the scheduler sends upstream (the token only here)."""
+
+    window_id: int
+    window: Window
+    export_id: str
+    token: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ExportRecord:
+    """What the receiver needs to authenticate a callback."""
+
+    export_id: str
+    window_id: int
+    window: Window
+    token_sha256: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class ProcessingClaim:
+    """A received window leased to one worker, with the callback it is to process."""
+
+    window_id: int
+    window: Window
+    export_id: str
+    callback_id: str
+    raw_key: str
+    attempt: int
+
+
+@dataclass(frozen=True)
+class WindowRecord:
+    id: int
+    stream: str
+    window: Window
+    state: WindowState
+    attempts: int
+    export_id: str | None
+    reason: str | None
+    rows: int | None
+    rejects: int | None
+    requested_at: datetime | None
+    deadline_at: datetime | None
+    committed_at: datetime | None
+    updated_at: datetime
+    next_request_at: datetime | None = None
+    manifest_key: str | None = None
+
+
+@dataclass(frozen=True)
+class CallbackRecord:
+    callback_id: str
+    export_id: str
+    received_at: datetime
+    raw_key: str
+    body_sha256: str
+    size: int
+    state: CallbackState
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class Summary:
+    by_state: dict[str, int]
+    last_committed: WindowRecord | None
+    oldest_uncommitted: WindowRecord | None
+    problems: list[WindowRecord]

@@ -1,0 +1,254 @@
+"""Planning and requesting windows: the scheduler's side of the ledger.
+
+Every function runs inside one transaction opened by the caller. On Postgres, rows are claimed
+with `FOR UPDATE SKIP LOCKED` so replicas never request one window twice; on SQLite the caller's
+`BEGIN IMMEDIATE` serialises writers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, and_, or_, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+
+from storage.layout import Window
+from storage.ledger.connect import advisory_key
+from storage.ledger.models import SPLIT_REASON, ExportAttempt, LedgerError
+from storage.ledger.tables import exports, window_of, windows
+
+_INSERT_CHUNK = 500
+
+
+def insert_ignoring_conflicts(conn: Connection, table: Any) -> Any:
+    """`INSERT .. ON CONFLICT DO NOTHING` of the connection's dialect (not yet finished)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def lock_window(conn: Connection, window_id: int) -> Row[Any]:
+    """The window's row, locked until the transaction ends (Postgres; SQLite is already)."""
+    row = conn.execute(select(windows).where(windows.c.id == window_id).with_for_update()).first()
+    if row is None:
+        raise LedgerError(f"no window with id {window_id} in the ledger")
+    return row
+
+
+def add_windows(conn: Connection, stream: str, spans: Sequence[Window], now: datetime) -> int:
+    """Inserts the windows not yet in the ledger as `planned`; returns how many were new."""
+    unique = list(dict.fromkeys(spans))
+    added = 0
+    for offset in range(0, len(unique), _INSERT_CHUNK):
+        values = [
+            {
+                "stream": stream,
+                "window_start": span.start,
+                "window_end": span.end,
+                "state": "planned",
+                "attempts": 0,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for span in unique[offset : offset + _INSERT_CHUNK]
+        ]
+        statement = (
+            insert_ignoring_conflicts(conn, windows)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["stream", "window_start", "window_end"])
+            .returning(windows.c.id)
+        )
+        added += len(conn.execute(statement).all())
+    return added
+
+
+def plan(conn: Connection, stream: str, spans: Sequence[Window], now: datetime) -> int:
+    if conn.dialect.name == "postgresql":
+        locked = conn.scalar(
+            text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": advisory_key(f"plan:{stream}")}
+        )
+        if not locked:
+            # Another replica is planning the same stream right now; its windows are ours too.
+            return 0
+    return add_windows(conn, stream, spans, now)
+
+
+def force_due(
+    conn: Connection,
+    stream: str,
+    spans: Sequence[Window],
+    *,
+    include_committed: bool,
+    now: datetime,
+) -> int:
+    """Makes the windows due now, except those in flight (and committed ones unless asked)."""
+    if not spans:
+        return 0
+    add_windows(conn, stream, spans, now)
+    wanted = {(span.start, span.end) for span in spans}
+    rows = conn.execute(
+        select(windows.c.id, windows.c.window_start, windows.c.window_end)
+        .where(
+            windows.c.stream == stream,
+            windows.c.window_start >= min(span.start for span in spans),
+            windows.c.window_start < max(span.end for span in spans),
+        )
+        .with_for_update()
+    ).all()
+    ids = [row.id for row in rows if (row.window_start, row.window_end) in wanted]
+    in_flight = or_(
+        windows.c.state == "received",
+        and_(windows.c.state == "requested", windows.c.deadline_at > now),
+    )
+    excluded = in_flight if include_committed else or_(in_flight, windows.c.state == "committed")
+    changed = 0
+    for offset in range(0, len(ids), _INSERT_CHUNK):
+        result = conn.execute(
+            windows.update()
+            .where(windows.c.id.in_(ids[offset : offset + _INSERT_CHUNK]), ~excluded)
+            .values(
+                state="planned",
+                attempts=0,
+                next_request_at=now,
+                deadline_at=None,
+                reason=None,
+                updated_at=now,
+            )
+        )
+        changed += result.rowcount
+    return changed
+
+
+def claim_due(
+    conn: Connection,
+    stream: str,
+    now: datetime,
+    *,
+    limit: int,
+    callback_timeout: timedelta,
+    max_attempts: int,
+) -> list[ExportAttempt]:
+    _fail_exhausted(conn, stream, now, max_attempts)
+    if limit <= 0:
+        return []
+    due = or_(
+        and_(
+            windows.c.state == "planned",
+            or_(windows.c.next_request_at.is_(None), windows.c.next_request_at <= now),
+        ),
+        and_(
+            windows.c.state == "requested",
+            windows.c.deadline_at <= now,
+            windows.c.attempts < max_attempts,
+        ),
+    )
+    rows = conn.execute(
+        select(windows)
+        .where(windows.c.stream == stream, due)
+        .order_by(windows.c.window_start, windows.c.window_end)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    ).all()
+    claimed = []
+    for row in rows:
+        export_id = uuid.uuid4().hex
+        token = secrets.token_urlsafe(32)
+        attempt = row.attempts + 1
+        conn.execute(
+            exports.insert().values(
+                export_id=export_id,
+                window_id=row.id,
+                token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+                attempt=attempt,
+                requested_at=now,
+            )
+        )
+        conn.execute(
+            windows.update()
+            .where(windows.c.id == row.id)
+            .values(
+                state="requested",
+                attempts=attempt,
+                export_id=export_id,
+                requested_at=now,
+                deadline_at=now + callback_timeout,
+                next_request_at=None,
+                reason=None,
+                updated_at=now,
+            )
+        )
+        claimed.append(ExportAttempt(row.id, window_of(row), export_id, token, attempt))
+    return claimed
+
+
+def _fail_exhausted(conn: Connection, stream: str, now: datetime, max_attempts: int) -> None:
+    """Windows whose last callback timed out and that have no attempts left become failed."""
+    rows = conn.execute(
+        select(windows.c.id, windows.c.attempts)
+        .where(
+            windows.c.stream == stream,
+            windows.c.state == "requested",
+            windows.c.deadline_at <= now,
+            windows.c.attempts >= max_attempts,
+        )
+        .with_for_update(skip_locked=True)
+    ).all()
+    for row in rows:
+        conn.execute(
+            windows.update()
+            .where(windows.c.id == row.id)
+            .values(
+                state="failed",
+                reason=f"no callback after {row.attempts} attempts",
+                deadline_at=None,
+                updated_at=now,
+            )
+        )
+
+
+def request_failed(
+    conn: Connection, export_id: str, *, reason: str, retry_at: datetime | None, now: datetime
+) -> None:
+    window_id = conn.scalar(select(exports.c.window_id).where(exports.c.export_id == export_id))
+    if window_id is None:
+        raise LedgerError(f"unknown export id {export_id!r}")
+    row = lock_window(conn, window_id)
+    if row.state != "requested" or row.export_id != export_id:
+        # A later attempt or a callback has moved the window on; this refusal is history.
+        return
+    conn.execute(
+        windows.update()
+        .where(windows.c.id == row.id)
+        .values(
+            state="planned" if retry_at is not None else "failed",
+            attempts=max(row.attempts - 1, 0),
+            next_request_at=retry_at,
+            deadline_at=None,
+            reason=reason,
+            updated_at=now,
+        )
+    )
+
+
+def replace_with_halves(
+    conn: Connection, window_id: int, halves: tuple[Window, Window], now: datetime
+) -> None:
+    row = lock_window(conn, window_id)
+    conn.execute(
+        windows.update()
+        .where(windows.c.id == row.id)
+        .values(
+            state="failed",
+            reason=SPLIT_REASON,
+            next_request_at=None,
+            deadline_at=None,
+            lease_owner=None,
+            lease_until=None,
+            updated_at=now,
+        )
+    )
+    add_windows(conn, row.stream, halves, now)

@@ -1,0 +1,124 @@
+"""Read-only queries: what `status`, `verify`, the receiver and the tests look at."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, func, or_, select
+
+from storage.layout import Window
+from storage.ledger.models import (
+    SPLIT_REASON,
+    WINDOW_STATES,
+    CallbackRecord,
+    ExportRecord,
+    Summary,
+    WindowRecord,
+)
+from storage.ledger.tables import (
+    callback_record,
+    callbacks,
+    exports,
+    window_of,
+    window_record,
+    windows,
+)
+
+# A window replaced by its halves is history, not something an operator has to act on.
+_NOT_SPLIT = or_(windows.c.state != "failed", func.coalesce(windows.c.reason, "") != SPLIT_REASON)
+
+
+def find_export(conn: Connection, export_id: str) -> ExportRecord | None:
+    row = conn.execute(
+        select(
+            exports.c.export_id,
+            exports.c.window_id,
+            exports.c.token_sha256,
+            exports.c.attempt,
+            windows.c.window_start,
+            windows.c.window_end,
+        )
+        .join(windows, windows.c.id == exports.c.window_id)
+        .where(exports.c.export_id == export_id)
+    ).first()
+    if row is None:
+        return None
+    return ExportRecord(
+        export_id=row.export_id,
+        window_id=row.window_id,
+        window=window_of(row),
+        token_sha256=row.token_sha256,
+        attempt=row.attempt,
+    )
+
+
+def window(conn: Connection, stream: str, span: Window) -> WindowRecord | None:
+    row = conn.execute(
+        select(windows).where(
+            windows.c.stream == stream,
+            windows.c.window_start == span.start,
+            windows.c.window_end == span.end,
+        )
+    ).first()
+    return window_record(row) if row is not None else None
+
+
+def list_windows(
+    conn: Connection,
+    stream: str,
+    *,
+    states: Sequence[str] | None,
+    since: datetime | None,
+    until: datetime | None,
+) -> list[WindowRecord]:
+    """Windows of `stream` starting in [since, until), oldest first."""
+    query = select(windows).where(windows.c.stream == stream)
+    if states is not None:
+        query = query.where(windows.c.state.in_(list(states)))
+    if since is not None:
+        query = query.where(windows.c.window_start >= since)
+    if until is not None:
+        query = query.where(windows.c.window_start < until)
+    rows = conn.execute(query.order_by(windows.c.window_start, windows.c.window_end)).all()
+    return [window_record(row) for row in rows]
+
+
+def list_callbacks(conn: Connection, export_id: str) -> list[CallbackRecord]:
+    """Every stored callback of the export, in arrival order."""
+    rows = conn.execute(
+        select(callbacks).where(callbacks.c.export_id == export_id).order_by(callbacks.c.seq)
+    ).all()
+    return [callback_record(row) for row in rows]
+
+
+def summary(conn: Connection, stream: str) -> Summary:
+    counts = conn.execute(
+        select(windows.c.state, func.count())
+        .where(windows.c.stream == stream)
+        .group_by(windows.c.state)
+    ).all()
+    by_state: dict[str, int] = dict.fromkeys(WINDOW_STATES, 0)
+    by_state.update({state: count for state, count in counts})
+    of_stream = select(windows).where(windows.c.stream == stream)
+    last = conn.execute(
+        of_stream.where(windows.c.state == "committed")
+        .order_by(windows.c.window_end.desc(), windows.c.window_start.desc())
+        .limit(1)
+    ).first()
+    oldest = conn.execute(
+        of_stream.where(windows.c.state != "committed", _NOT_SPLIT)
+        .order_by(windows.c.window_start, windows.c.window_end)
+        .limit(1)
+    ).first()
+    problems = conn.execute(
+        of_stream.where(windows.c.state.in_(["failed", "quarantined"]), _NOT_SPLIT).order_by(
+            windows.c.window_start, windows.c.window_end
+        )
+    ).all()
+    return Summary(
+        by_state=by_state,
+        last_committed=window_record(last) if last is not None else None,
+        oldest_uncommitted=window_record(oldest) if oldest is not None else None,
+        problems=[window_record(row) for row in problems],
+    )

@@ -1,0 +1,267 @@
+"""Turns decoded record batches (the API's field names, whatever types a reader inferred) into
+batches of MESSAGE_SCHEMA, plus the rows that cannot be made to fit.
+
+Pure: no I/O, one batch at a time, so memory stays bounded by the batch.
+
+Choices worth knowing:
+- Timestamps are ISO-8601 with any UTC offset or `Z`; one without an offset (or an already
+  typed timestamp without a time zone, as pyarrow's JSON reader produces) is taken as UTC.
+- `content` longer than the API's documented 100000 characters is kept whole: the archive
+  never truncates, so nothing is lost and nothing needs recording.
+- Fields the schema does not know go into `extra` as one JSON object per row, keys sorted,
+  null values left out; `extra` is null when a row has none. An `updatedAt` that does not
+  parse becomes null and its original text is kept in `extra` under `updatedAt`.
+- A row with no `id`, no `chatId`, or a missing or unparseable `createdAt` is rejected with
+  the reason and the original record; it never reaches Parquet.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from storage.layout import Window
+from storage.schema import API_FIELDS, MESSAGE_SCHEMA, UTC_MICROS
+
+ROLE_TYPE = pa.dictionary(pa.int32(), pa.string())
+_STRING_COLUMNS = (
+    "id",
+    "chat_id",
+    "chat_thread_id",
+    "content",
+    "raw_content",
+    "external_id",
+    "sender_id",
+)
+
+
+@dataclass(frozen=True)
+class Lineage:
+    """Where a batch came from; stamped on every row."""
+
+    export_id: str
+    window: Window
+    ingested_at: datetime
+
+
+@dataclass(frozen=True)
+class Reject:
+    reason: str
+    record: dict[str, Any]
+
+    def to_json(self) -> str:
+        return dumps({"reason": self.reason, "record": self.record})
+
+
+@dataclass(frozen=True)
+class Normalized:
+    batch: pa.RecordBatch
+    """Rows that fit, in MESSAGE_SCHEMA, in their original order."""
+    rejects: list[Reject]
+
+
+def normalize_batch(batch: pa.RecordBatch, lineage: Lineage) -> Normalized:
+    """Maps one decoded batch onto MESSAGE_SCHEMA and separates the rows that cannot fit."""
+    rows = batch.num_rows
+    known: dict[str, pa.Array] = {}
+    unknown: dict[str, pa.Array] = {}
+    for name, values in zip(batch.schema.names, batch.columns, strict=True):
+        target = API_FIELDS.get(name)
+        if target is not None and target not in known:
+            known[target] = values
+        else:
+            unknown[name] = values
+
+    def column(name: str) -> pa.Array:
+        return known.get(name, pa.nulls(rows))
+
+    strings = {name: as_string(column(name)) for name in _STRING_COLUMNS}
+    created_at, created_bad = as_timestamp(column("created_at"))
+    updated_at, updated_bad = as_timestamp(column("updated_at"))
+    if pc.any(updated_bad).as_py():
+        unknown["updatedAt"] = pc.if_else(updated_bad, as_string(column("updated_at")), None)
+
+    missing_id = _blank(strings["id"])
+    missing_chat = _blank(strings["chat_id"])
+    missing_created = pc.and_(pc.is_null(created_at), pc.invert(created_bad))
+    rejected = pc.or_(pc.or_(missing_id, missing_chat), pc.or_(missing_created, created_bad))
+    rejects = _rejects(batch, rejected, missing_id, missing_chat, missing_created, created_bad)
+
+    window = lineage.window
+    arrays = {
+        **strings,
+        "role": pc.dictionary_encode(as_string(column("role"))).cast(ROLE_TYPE),
+        "created_at": created_at,
+        "updated_at": updated_at,
+        "extra": extra_json(unknown, rows),
+        "_export_id": pa.repeat(pa.scalar(lineage.export_id, pa.string()), rows),
+        "_window_start": pa.repeat(pa.scalar(window.start, UTC_MICROS), rows),
+        "_window_end": pa.repeat(pa.scalar(window.end, UTC_MICROS), rows),
+        "_ingested_at": pa.repeat(pa.scalar(lineage.ingested_at, UTC_MICROS), rows),
+    }
+    out = pa.RecordBatch.from_arrays(
+        [arrays[name] for name in MESSAGE_SCHEMA.names], schema=MESSAGE_SCHEMA
+    )
+    if rejects:
+        out = out.filter(pc.invert(rejected))
+    return Normalized(out, rejects)
+
+
+def as_string(array: pa.Array) -> pa.Array:
+    """Any column as strings: text as is, scalars in their usual text form, nested as JSON."""
+    array = _plain(array)
+    kind = array.type
+    if pa.types.is_string(kind):
+        return array
+    if pa.types.is_null(kind):
+        return pa.nulls(len(array), pa.string())
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return array.cast(pa.string())
+    simple = (
+        pa.types.is_integer(kind)
+        or pa.types.is_floating(kind)
+        or pa.types.is_boolean(kind)
+        or pa.types.is_decimal(kind)
+        or pa.types.is_binary(kind)
+        or pa.types.is_large_binary(kind)
+    )
+    if simple:
+        try:
+            return array.cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            pass  # not UTF-8: the per-value path below encodes it
+    return pa.array([_text(value) for value in array.to_pylist()], pa.string())
+
+
+def as_timestamp(array: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """The column as timestamp[us, UTC], and a mask of values present but not date-times."""
+    array = _plain(array)
+    kind = array.type
+    none_bad = pa.repeat(pa.scalar(False), len(array))
+    if pa.types.is_null(kind):
+        return pa.nulls(len(array), UTC_MICROS), none_bad
+    if pa.types.is_timestamp(kind):
+        if kind.tz is None:
+            array = array.cast(pa.timestamp(kind.unit, tz="UTC"))
+        return array.cast(UTC_MICROS, safe=False), none_bad
+    if pa.types.is_date(kind):
+        return array.cast(pa.timestamp("us")).cast(UTC_MICROS), none_bad
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        return pa.nulls(len(array), UTC_MICROS), pc.is_valid(array)
+    text = pc.utf8_trim_whitespace(array.cast(pa.string()))
+    text = pc.if_else(pc.equal(text, ""), None, text)
+    for target in (UTC_MICROS, pa.timestamp("us")):
+        try:
+            return text.cast(target).cast(UTC_MICROS), none_bad
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            continue  # some values need the per-value parser, or are not date-times
+    parsed = [_parse_datetime(value) for value in text.to_pylist()]
+    stamps = pa.array(parsed, UTC_MICROS)
+    return stamps, pc.and_(pc.is_null(stamps), pc.is_valid(text))
+
+
+def extra_json(columns: dict[str, pa.Array], rows: int) -> pa.Array:
+    """One JSON object per row of the non-null values in `columns`; null when none."""
+    if not columns:
+        return pa.nulls(rows, pa.string())
+    values = {name: _plain(array).to_pylist() for name, array in columns.items()}
+    out: list[str | None] = []
+    for index in range(rows):
+        row = {name: column[index] for name, column in values.items() if column[index] is not None}
+        out.append(dumps(row) if row else None)
+    return pa.array(out, pa.string())
+
+
+def dumps(value: Any) -> str:
+    """Compact, key-sorted JSON that accepts whatever pyarrow's to_pylist returns."""
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_json_default
+    )
+
+
+def _rejects(
+    batch: pa.RecordBatch,
+    rejected: pa.Array,
+    missing_id: pa.Array,
+    missing_chat: pa.Array,
+    missing_created: pa.Array,
+    created_bad: pa.Array,
+) -> list[Reject]:
+    indices = pc.indices_nonzero(rejected)
+    if len(indices) == 0:
+        return []
+    records = batch.take(indices).to_pylist()
+    out = []
+    for index, record in zip(indices.to_pylist(), records, strict=True):
+        reasons = []
+        if missing_id[index].as_py():
+            reasons.append("missing id")
+        if missing_chat[index].as_py():
+            reasons.append("missing chatId")
+        if missing_created[index].as_py():
+            reasons.append("missing createdAt")
+        if created_bad[index].as_py():
+            shown = _text(record.get("createdAt"))
+            reasons.append(f"createdAt is not an ISO-8601 date-time: {shown!r}")
+        out.append(Reject("; ".join(reasons), record))
+    return out
+
+
+def _blank(strings: pa.Array) -> pa.Array:
+    return pc.fill_null(pc.equal(strings, ""), True)
+
+
+def _plain(array: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    return array
+
+
+def _parse_datetime(text: str | None) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, dict | list | tuple):
+        return dumps(value)
+    if isinstance(value, bytes):
+        return _bytes_text(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    return str(value)
+
+
+def _bytes_text(value: bytes) -> str:
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError:
+        return "base64:" + base64.b64encode(value).decode("ascii")
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return _bytes_text(value)
+    if isinstance(value, Decimal | timedelta):
+        return str(value)
+    return str(value)

@@ -1,0 +1,1 @@
+"""Object store implementations; open them with storage.objectstore.open_store."""
