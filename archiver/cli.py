@@ -45,8 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     backfill.add_argument("--since", type=_instant, required=True, metavar="T")
     backfill.add_argument("--until", type=_instant, metavar="T", help="default: now")
     backfill.add_argument("--force", action="store_true", help="re-export committed windows too")
-    backfill.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
-                          help="give up waiting after this long (default: wait)")
+    backfill.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up waiting after this long (default: wait)",
+    )
 
     status = commands.add_parser("status", help="windows by state, lag and problems")
     status.add_argument("--json", action="store_true", help="machine-readable output")

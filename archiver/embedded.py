@@ -20,8 +20,9 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @contextmanager
 def running(app: Starlette, host: str, port: int, *, timeout: float = 15.0) -> Iterator[None]:
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False,
-                            lifespan="on")
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, lifespan="on"
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name=f"uvicorn-{port}", daemon=True)
     thread.start()

@@ -8,8 +8,14 @@ from typing import TextIO
 
 
 class ProgressBar:
-    def __init__(self, total: int, *, stream: TextIO | None = None, width: int = 30,
-                 line_interval: float = 10.0) -> None:
+    def __init__(
+        self,
+        total: int,
+        *,
+        stream: TextIO | None = None,
+        width: int = 30,
+        line_interval: float = 10.0,
+    ) -> None:
         self._total = max(total, 1)
         self._stream = stream or sys.stderr
         self._width = width

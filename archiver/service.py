@@ -20,11 +20,11 @@ from receiver.intake import Intake, IntakeLimits
 from receiver.processing import ProcessingConfig
 from receiver.worker import ProcessingWorker
 from scheduler.client import ExportClient
-from scheduler.requester import RequestPolicy, Requester
+from scheduler.requester import Requester, RequestPolicy
 from scheduler.schedule import build_scheduler
 from storage.commit import WriteOptions
 from storage.ledger import Ledger
-from storage.objectstore import ObjectStore, open_store
+from storage.objectstore import ObjectStore
 
 log = logging.getLogger("chat_archiver.service")
 
@@ -57,7 +57,9 @@ def processing_config(settings: Settings) -> ProcessingConfig:
             allow_private=settings.download_allow_private,
             max_bytes=settings.max_download_bytes,
         ),
-        write=WriteOptions(part_bytes=settings.part_bytes, row_group_bytes=settings.row_group_bytes),
+        write=WriteOptions(
+            part_bytes=settings.part_bytes, row_group_bytes=settings.row_group_bytes
+        ),
         max_attempts=settings.max_attempts,
     )
 
@@ -123,8 +125,9 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
         )
         scheduler.start()
         startup = asyncio.create_task(_catch_up(requester))
-        log.info("service_started", extra={"storage": store.description,
-                                           "schedule": settings.schedule})
+        log.info(
+            "service_started", extra={"storage": store.description, "schedule": settings.schedule}
+        )
         try:
             yield
         finally:

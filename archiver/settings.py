@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from apscheduler.triggers.cron import CronTrigger
 
 from scheduler.planner import MAX_REQUEST_SPAN, parse_duration
-from storage.objectstore import S3Options
+from storage.objectstore import S3Options, StoreError
 
 LANGUAGES = ("enUs", "esEs", "ptBr")
 PREFIX = "ARCHIVER_"
@@ -141,7 +141,9 @@ def _parse_ledger_url(text: str) -> str:
     url = text.strip()
     if url.startswith(("sqlite:///", "postgresql+psycopg://", "postgresql://")):
         return url.replace("postgresql://", "postgresql+psycopg://", 1)
-    raise ValueError(f"expected sqlite:///path or postgresql+psycopg://..., got {_hide_password(url)!r}")
+    raise ValueError(
+        f"expected sqlite:///path or postgresql+psycopg://..., got {_hide_password(url)!r}"
+    )
 
 
 def _hide_password(url: str) -> str:
@@ -288,7 +290,10 @@ def load_settings(
             s3_values[name.removeprefix("s3_")] = parser(text)  # type: ignore[operator]
         except ValueError as error:
             raise SettingsError(_variable(name), str(error)) from None
-    values["s3"] = S3Options(**s3_values)  # type: ignore[arg-type]
+    try:
+        values["s3"] = S3Options(**s3_values)  # type: ignore[arg-type]
+    except StoreError as error:
+        raise SettingsError("ARCHIVER_S3_*", str(error)) from None
 
     settings = Settings(**values)  # type: ignore[arg-type]
     _check_callback_scheme(settings)

@@ -70,8 +70,11 @@ def status_text(document: dict[str, Any]) -> str:
     lines.append(f"Last committed      {describe(document['last_committed'])}")
     lines.append(f"Oldest uncommitted  {describe(document['oldest_uncommitted'])}")
     lines.append(f"Lag                 {format_duration(document['lag_seconds'])}")
-    key = "REJECTED by the upstream: set a valid ARCHIVER_API_KEY" if document[
-        "api_key_rejected"] else "accepted"
+    key = (
+        "REJECTED by the upstream: set a valid ARCHIVER_API_KEY"
+        if document["api_key_rejected"]
+        else "accepted"
+    )
     lines.append(f"API key             {key}")
     problems = document["problems"]
     lines.append("")

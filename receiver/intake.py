@@ -147,8 +147,13 @@ class Intake:
         CALLBACK_BYTES.inc(size)
         log.info(
             "callback_stored",
-            extra={"export_id": export_id, "callback_id": callback_id, "bytes": size,
-                   "outcome": outcome, "window": str(export.window)},
+            extra={
+                "export_id": export_id,
+                "callback_id": callback_id,
+                "bytes": size,
+                "outcome": outcome,
+                "window": str(export.window),
+            },
         )
         if outcome == "accepted":
             self._on_accepted()
@@ -162,8 +167,9 @@ class Intake:
             status_code=413,
         )
 
-    async def _spool(self, request: Request, spool: tempfile._TemporaryFileWrapper[bytes]
-                     ) -> tuple[int, str]:
+    async def _spool(
+        self, request: Request, spool: tempfile._TemporaryFileWrapper[bytes]
+    ) -> tuple[int, str]:
         """Streams the body to disk, enforcing the size cap and the time limits as it goes."""
         digest = hashlib.sha256()
         size = 0

@@ -28,10 +28,18 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "Unknown export id and wrong token get the same 404.",
                     "operationId": "receiveCallback",
                     "parameters": [
-                        {"name": "export_id", "in": "path", "required": True,
-                         "schema": {"type": "string"}},
-                        {"name": "token", "in": "path", "required": True,
-                         "schema": {"type": "string"}},
+                        {
+                            "name": "export_id",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                        {
+                            "name": "token",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
                     ],
                     "requestBody": {
                         "required": False,
@@ -47,8 +55,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                             {
                                 "type": "object",
                                 "properties": {
-                                    "status": {"type": "string",
-                                               "enum": ["accepted", "duplicate"]}
+                                    "status": {"type": "string", "enum": ["accepted", "duplicate"]}
                                 },
                                 "required": ["status"],
                             },

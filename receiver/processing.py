@@ -72,16 +72,21 @@ def process_claim(
         work = Path(work_dir)
         outcome = _decode_and_write(claim, store, config, work)
     now = datetime.now(UTC)
-    fields = {"window": str(claim.window), "export_id": claim.export_id,
-              "callback_id": claim.callback_id, "detail": outcome.detail}
+    fields = {
+        "window": str(claim.window),
+        "export_id": claim.export_id,
+        "callback_id": claim.callback_id,
+        "detail": outcome.detail,
+    }
     if outcome.kind == "committed":
         ledger.commit(
             claim, rows=outcome.rows, rejects=outcome.rejects, manifest_key=outcome.detail, now=now
         )
         ROWS_WRITTEN.inc(outcome.rows)
         ROWS_REJECTED.inc(outcome.rejects)
-        log.info("window_committed", extra=fields | {"rows": outcome.rows,
-                                                      "rejects": outcome.rejects})
+        log.info(
+            "window_committed", extra=fields | {"rows": outcome.rows, "rejects": outcome.rejects}
+        )
     elif outcome.kind == "quarantined":
         ledger.quarantine(claim, reason=outcome.detail, now=now)
         log.error("window_quarantined", extra=fields)

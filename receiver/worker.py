@@ -8,6 +8,7 @@ the ledger, not through memory, so whatever was received and not committed befor
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
@@ -67,14 +68,14 @@ class ProcessingWorker:
                     self._ledger.claim_received, self._owner, datetime.now(UTC), self._lease
                 )
             except Exception as error:  # noqa: BLE001 - the loop must outlive a ledger outage
-                log.error("worker_claim_failed", extra={"reason": f"{type(error).__name__}: {error}"})
+                log.error(
+                    "worker_claim_failed", extra={"reason": f"{type(error).__name__}: {error}"}
+                )
                 claim = None
             if claim is None:
                 self._wake.clear()
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), self._poll_interval)
-                except TimeoutError:
-                    pass
                 continue
             await self._process(claim)
 
@@ -85,11 +86,14 @@ class ProcessingWorker:
         heartbeat.start()
         try:
             await asyncio.to_thread(process_claim, claim, self._store, self._ledger, self._config)
-        except Exception as error:  # noqa: BLE001 - one bad window must not stop the worker
+        except Exception as error:
             log.error(
                 "window_processing_error",
-                extra={"window": str(claim.window), "export_id": claim.export_id,
-                       "reason": f"{type(error).__name__}: {error}"},
+                extra={
+                    "window": str(claim.window),
+                    "export_id": claim.export_id,
+                    "reason": f"{type(error).__name__}: {error}",
+                },
                 exc_info=True,
             )
             await asyncio.to_thread(self._ledger.release, claim.window_id, self._owner)

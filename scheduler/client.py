@@ -1,4 +1,4 @@
-"""The upstream export API client (DESIGN §1): one call, with the retries a rate-limited API needs."""
+"""The upstream export API client (DESIGN §1), with the retries a rate-limited API needs."""
 
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ class ExportClient:
         await self._client.aclose()
 
     async def request_export(self, window: Window, callback_url: str) -> None:
-        """Asks for one window; returns once the upstream accepted it (it answers with no job id)."""
+        """Asks for one window; returns once accepted (the upstream answers with no job id)."""
         body = {
             "rangeStart": format_instant(window.start),
             "rangeEnd": format_instant(window.end),
@@ -132,8 +132,12 @@ class ExportClient:
                 delay = retry_after if retry_after is not None else self._retry.backoff(attempt)
                 log.info(
                     "upstream_retry",
-                    extra={"path": path, "attempt": attempt + 1, "delay_s": round(delay, 2),
-                           "problem": last_problem},
+                    extra={
+                        "path": path,
+                        "attempt": attempt + 1,
+                        "delay_s": round(delay, 2),
+                        "problem": last_problem,
+                    },
                 )
                 await asyncio.sleep(delay)
             retry_after = None

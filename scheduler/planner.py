@@ -20,17 +20,18 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> timedelta:
-    """'30s', '15m', '1h', '1d', '7d' as a timedelta; ValueError naming the bad text otherwise."""
+    """'0s', '30s', '15m', '1h', '1d' as a timedelta; ValueError naming the bad text otherwise.
+
+    Zero is a valid duration (no settle delay, no pacing); settings that must be positive
+    check that themselves.
+    """
     match = _DURATION.match(text.strip())
     if not match:
         raise ValueError(
             f"invalid duration {text!r}: expected a whole number followed by s, m, h or d "
             "(for example 30s, 15m, 1h, 1d)"
         )
-    seconds = int(match.group(1)) * _UNITS[match.group(2)]
-    if seconds == 0:
-        raise ValueError(f"invalid duration {text!r}: it must be longer than zero")
-    return timedelta(seconds=seconds)
+    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
 
 
 def align_down(moment: datetime, length: timedelta) -> datetime:

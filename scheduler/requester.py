@@ -95,7 +95,7 @@ class Requester:
         return self._ledger.get_meta(KEY_REJECTED) == self._fingerprint
 
     async def request_due(self) -> TickReport:
-        """Sends up to `per_tick` due windows, oldest first, paced; one tick at a time per process."""
+        """Sends up to `per_tick` due windows, oldest first, paced; one tick at a time."""
         report = TickReport()
         async with self._lock:
             if await asyncio.to_thread(self.key_rejected):
@@ -153,8 +153,10 @@ class Requester:
             retry_at = self._clock() + timedelta(seconds=max(delay, 1.0))
             await asyncio.to_thread(self._undo, attempt, str(error), retry_at)
             report.deferred += 1
-            log.warning("export_request_deferred", extra=fields | {"reason": str(error),
-                                                                    "retry_at": str(retry_at)})
+            log.warning(
+                "export_request_deferred",
+                extra=fields | {"reason": str(error), "retry_at": str(retry_at)},
+            )
             return f"the upstream is unavailable: {error}"
         EXPORT_REQUESTS.labels("accepted").inc()
         report.requested.append(attempt.export_id)

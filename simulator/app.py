@@ -173,7 +173,7 @@ def _loose_key(fields: dict[str, Any], now: datetime) -> str:
         try:
             bounds.append(iso(parse_datetime(value, name)))
         except ApiError:
-            bounds.append(str(value))
+            bounds.append("null" if value is None else str(value))
     return "/".join(bounds)
 
 

@@ -10,6 +10,7 @@ import asyncio
 import heapq
 import json
 import logging
+import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -67,6 +68,8 @@ class ExportRunner:
         self._files = files
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        # Set on shutdown so a file being written in a worker thread stops early.
+        self._stopping = threading.Event()
 
     async def start(self) -> None:
         self._client = httpx.AsyncClient(
@@ -75,6 +78,7 @@ class ExportRunner:
 
     async def aclose(self) -> None:
         """Cancels jobs still waiting or running, then closes the HTTP client."""
+        self._stopping.set()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -117,10 +121,16 @@ class ExportRunner:
         posted = self._state.posted()
 
         def write() -> int:
-            messages = export_messages(self._corpus, posted, job.start, job.end)
+            messages = _until(
+                self._stopping, export_messages(self._corpus, posted, job.start, job.end)
+            )
             return write_export(path, messages, plan.shape, job.language, self._config.csv_header)
 
-        entry["messages"] = await anyio.to_thread.run_sync(write)
+        try:
+            entry["messages"] = await anyio.to_thread.run_sync(write)
+        except BaseException:
+            path.unlink(missing_ok=True)
+            raise
         if plan.shape.startswith("inline-"):
             try:
                 await self._deliver_all(job, plan, entry, lambda: _file_chunks(path), path)
@@ -196,6 +206,19 @@ def _outcome(
         "delivered": False,
         "error": error,
     }
+
+
+class ShuttingDown(Exception):
+    """The simulator is stopping; the file being written is abandoned."""
+
+
+def _until(
+    stopping: threading.Event, messages: Iterator[dict[str, Any]]
+) -> Iterator[dict[str, Any]]:
+    for count, message in enumerate(messages):
+        if count % 10_000 == 0 and stopping.is_set():
+            raise ShuttingDown("the simulator stopped while writing an export file")
+        yield message
 
 
 def _retry_after(response: httpx.Response) -> float:

@@ -5,7 +5,7 @@
 | `duplicate_callbacks: n` | every callback is sent n extra times |
 | `callback_delay: seconds` | wait before preparing and sending a callback |
 | `drop_callbacks: true \\| n` | never send callbacks (true) or drop the next n |
-| `fail_export_requests: {"status", "count", "retry_after"}` | answer the next `count` export requests with `status` (429, 500, 502, 503 or 504), with `Retry-After` for 429 and 503 |
+| `fail_export_requests: {"status", "count", "retry_after"}` | answer the next `count` export requests with `status` (429, 500, 502, 503 or 504), with `Retry-After` for 429 and 503 (default 1 s; null: none) |
 | `failure_notices: n \\| {"count", "error"}` | the next n callbacks are `{"status": "failed", "error": ...}` |
 | `callback_shape: name` | how the export reaches the callback (see config.CALLBACK_SHAPES) |
 | `expire_links: true` | every download link answers 410 Gone |
@@ -146,7 +146,8 @@ def _export_failure(value: Any) -> ExportFailure | None:
     status = value.get("status")
     if status not in FAILABLE_STATUSES:
         raise FaultError(f"fail_export_requests.status must be one of {FAILABLE_STATUSES}")
-    retry_after = value.get("retry_after")
+    # Absent: the usual one second; an explicit null: no Retry-After header at all.
+    retry_after = value.get("retry_after", 1 if status in (429, 503) else None)
     return ExportFailure(
         status=status,
         count=_count("fail_export_requests.count", value.get("count", 1)),

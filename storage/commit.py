@@ -47,6 +47,13 @@ class WriteOptions:
     tmp_dir: Path | None = None
     """Where parts are staged before upload; the system's temporary directory by default."""
 
+    def __post_init__(self) -> None:
+        if self.part_bytes <= 0 or self.row_group_bytes <= 0:
+            raise ValueError(
+                f"part_bytes ({self.part_bytes}) and row_group_bytes "
+                f"({self.row_group_bytes}) must be positive"
+            )
+
 
 @dataclass(frozen=True)
 class CommitResult:
@@ -76,7 +83,14 @@ def write_window(
     options: WriteOptions = WriteOptions(),
     stream: str = STREAM,
 ) -> CommitResult:
-    """Normalizes, deduplicates and writes `batches` as the window's parts, then commits."""
+    """Normalizes, deduplicates and writes `batches` as the window's parts, then commits.
+
+    Nothing reaches the store until every batch has been read, so an error from `batches`
+    (an undecodable file) leaves the archive as it was. A failure after the manifest is
+    written (deleting stale parts) leaves the window committed; running again finishes it.
+    """
+    if ingested_at.tzinfo is None:
+        raise ValueError("ingested_at must be timezone-aware")
     lineage = Lineage(export_id, window, ingested_at.astimezone(UTC))
     with tempfile.TemporaryDirectory(prefix="chat-archiver-", dir=options.tmp_dir) as tmp:
         staged = _stage(batches, lineage, Path(tmp), options)

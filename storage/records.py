@@ -100,7 +100,7 @@ def normalize_batch(batch: pa.RecordBatch, lineage: Lineage) -> Normalized:
         "role": pc.dictionary_encode(as_string(column("role"))).cast(ROLE_TYPE),
         "created_at": created_at,
         "updated_at": updated_at,
-        "extra": extra_json(unknown, rows),
+        "extra": extra_json(unknown, rows, json_text=_json_text_fields(batch.schema)),
         "_export_id": pa.repeat(pa.scalar(lineage.export_id, pa.string()), rows),
         "_window_start": pa.repeat(pa.scalar(window.start, UTC_MICROS), rows),
         "_window_end": pa.repeat(pa.scalar(window.end, UTC_MICROS), rows),
@@ -167,11 +167,31 @@ def as_timestamp(array: pa.Array) -> tuple[pa.Array, pa.Array]:
     return stamps, pc.and_(pc.is_null(stamps), pc.is_valid(text))
 
 
-def extra_json(columns: dict[str, pa.Array], rows: int) -> pa.Array:
+def _json_text_fields(schema: pa.Schema) -> frozenset[str]:
+    """Columns whose values decoders kept as JSON text (field metadata `encoding: json`), so
+    that a date-like string or a field whose type varies between rows arrives unchanged."""
+    return frozenset(
+        field.name
+        for field in schema
+        if field.metadata and field.metadata.get(b"encoding") == b"json"
+    )
+
+
+def extra_json(
+    columns: dict[str, pa.Array], rows: int, json_text: frozenset[str] = frozenset()
+) -> pa.Array:
     """One JSON object per row of the non-null values in `columns`; null when none."""
-    if not columns:
+    present = {name: array for name, array in columns.items() if array.null_count < rows}
+    if not present:
         return pa.nulls(rows, pa.string())
-    values = {name: _plain(array).to_pylist() for name, array in columns.items()}
+    values = {
+        name: (
+            [None if text is None else json.loads(text) for text in array.to_pylist()]
+            if name in json_text
+            else _plain(array).to_pylist()
+        )
+        for name, array in present.items()
+    }
     out: list[str | None] = []
     for index in range(rows):
         row = {name: column[index] for name, column in values.items() if column[index] is not None}

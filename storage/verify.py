@@ -65,8 +65,8 @@ def verify_archive(
     for info in store.list(f"{stream}/"):
         if info.key in listed:
             continue
-        window = window_of_part(info.key)
-        if since is not None and window is not None and window.end <= since:
+        written_for = window_of_part(info.key)
+        if since is not None and written_for is not None and written_for.end <= since:
             continue
         yield Problem(info.key, "unlisted", "no manifest lists this object; readers will see it")
 

@@ -107,3 +107,11 @@ def ledger(ledger_url: str) -> Iterator[Ledger]:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _quiet_moto_request_log() -> None:
+    """moto's server logs every request through werkzeug; failures are easier to read without."""
+    import logging
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)

@@ -38,9 +38,10 @@ def run_demo(days: int, archive: Path) -> int:
     simulator = SimulatorConfig(
         api_key=DEMO_KEY, allow_insecure_callbacks=True, messages_per_day=2000, callback_delay=0.1
     )
-    with tempfile.TemporaryDirectory(prefix="chat-archiver-demo-") as state, running_simulator(
-        simulator
-    ) as api_url:
+    with (
+        tempfile.TemporaryDirectory(prefix="chat-archiver-demo-") as state,
+        running_simulator(simulator) as api_url,
+    ):
         port = free_port()
         settings = Settings(
             api_url=api_url,
@@ -94,7 +95,7 @@ def _print_report(archive: Path, records: list[WindowRecord]) -> None:
     total = 0
     for record in records:
         total += record.rows or 0
-        print(f"{str(record.window):<44} {record.state:<10} {record.rows or 0:>7}")
+        print(f"{record.window!s:<44} {record.state:<10} {record.rows or 0:>7}")
     print(f"\n{len(records)} window(s) committed, {total} rows. Files written under {archive}:")
     for path in sorted((archive / STREAM).rglob("*.parquet")):
         print(f"  {path.relative_to(archive)}  {path.stat().st_size:,} bytes")
@@ -102,7 +103,7 @@ def _print_report(archive: Path, records: list[WindowRecord]) -> None:
         print(f"  {path.relative_to(archive)}")
     print("\nQuery them:")
     print(
-        "  .venv/bin/python -c \"import duckdb; duckdb.sql(\\\"SELECT date, count(*) AS messages "
+        '  .venv/bin/python -c "import duckdb; duckdb.sql(\\"SELECT date, count(*) AS messages '
         f"FROM read_parquet('{archive}/{STREAM}/*/*.parquet', hive_partitioning=true) "
-        "GROUP BY date ORDER BY date\\\").show()\""
+        'GROUP BY date ORDER BY date\\").show()"'
     )

@@ -45,7 +45,8 @@ async def _request_all(requester: Requester, ledger: Ledger, windows: list[Windo
         if report.stopped:
             return report.stopped
         waiting = [
-            record for record in ledger.windows(STREAM, states=["planned"])
+            record
+            for record in ledger.windows(STREAM, states=["planned"])
             if record.window in wanted
         ]
         if not waiting:
@@ -129,15 +130,20 @@ async def _backfill(
                 break
             if deadline and time.monotonic() > deadline:
                 bar.close()
-                print(f"gave up waiting after {timeout:.0f}s; run backfill again to continue",
-                      file=sys.stderr)
+                print(
+                    f"gave up waiting after {timeout:.0f}s; run backfill again to continue",
+                    file=sys.stderr,
+                )
                 return 1
             await asyncio.sleep(POLL_SECONDS)
     finally:
         bar.close()
         await client.aclose()
-    failed = [record for record in ledger.windows(STREAM, states=["failed", "quarantined"])
-              if record.window in wanted]
+    failed = [
+        record
+        for record in ledger.windows(STREAM, states=["failed", "quarantined"])
+        if record.window in wanted
+    ]
     for record in failed:
         print(f"{record.state}: {record.window}  {record.reason}", file=sys.stderr)
     print(f"backfill: {len(windows) - len(failed)} committed, {len(failed)} failed")

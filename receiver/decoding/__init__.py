@@ -11,6 +11,7 @@ from receiver.decoding.download import (
     DownloadError,
     DownloadPolicy,
     DownloadRefused,
+    DownloadTooLarge,
     LinkExpired,
     download,
 )
@@ -26,6 +27,7 @@ __all__ = [
     "DownloadError",
     "DownloadPolicy",
     "DownloadRefused",
+    "DownloadTooLarge",
     "FailureNotice",
     "InlineFile",
     "LinkExpired",

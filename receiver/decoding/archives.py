@@ -88,8 +88,8 @@ def gunzip(opener: Opener, budget: ExpansionBudget) -> Opener:
 
 
 def spool(opener: Opener, directory: Path) -> Path:
-    """Copies a stream to a file in `directory` (for zip archives, which need to seek)."""
-    target = directory / f"spool-{len(list(directory.iterdir()))}.zip"
+    """Copies a stream to a file in the fresh `directory` (zip archives need to seek)."""
+    target = directory / "nested.zip"
     with opener() as source, target.open("wb") as sink:
         shutil.copyfileobj(source, sink, COPY_CHUNK)
     return target

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +45,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 @dataclass(frozen=True)
 class DownloadPolicy:
     """What a download may do. `allowed_networks` (CIDRs) are reachable even though private,
-    e.g. an in-cluster object store, while every other private address stays refused."""
+    e.g. an in-cluster object store, while every other private address stays refused;
+    `ca_file` replaces the system's certificate authorities (a store with a private CA)."""
 
     allow_insecure: bool = False
     allow_private: bool = False
@@ -55,6 +57,7 @@ class DownloadPolicy:
     retries: int = 3
     allowed_networks: tuple[str, ...] = ()
     backoff: float = 0.5  # first retry delay in seconds; doubles per retry
+    ca_file: Path | None = None
 
 
 class DownloadError(Exception):
@@ -64,6 +67,10 @@ class DownloadError(Exception):
 
 class DownloadRefused(DownloadError):
     """The link breaks the download policy (scheme, address, size, redirects)."""
+
+
+class DownloadTooLarge(DownloadRefused):
+    """The file is larger than `max_bytes` (announced, or found while streaming)."""
 
 
 class LinkExpired(DownloadError):
@@ -90,22 +97,14 @@ def download(
     does not exist afterwards in those cases.
     """
     networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in policy.allowed_networks)
-    timeout = httpx.Timeout(
-        connect=policy.connect_timeout,
-        read=policy.read_timeout,
-        write=policy.read_timeout,
-        pool=policy.connect_timeout,
-    )
     try:
-        with httpx.Client(timeout=timeout, trust_env=False, follow_redirects=False) as client:
-            return _follow(client, url, dest, policy, networks, progress)
+        return _follow(url, dest, policy, networks, progress)
     except BaseException:
         dest.unlink(missing_ok=True)
         raise
 
 
 def _follow(
-    client: httpx.Client,
     url: str,
     dest: Path,
     policy: DownloadPolicy,
@@ -118,7 +117,7 @@ def _follow(
         target = _checked_url(current, policy, previous_scheme)
         try:
             addresses = _resolve(target, policy, networks)
-            result = _fetch(client, target, addresses, dest, policy, progress)
+            result = _fetch(target, addresses, dest, policy, progress)
         except _Transient as problem:
             failures += 1
             if failures > policy.retries:
@@ -149,8 +148,8 @@ def _checked_url(url: str, policy: DownloadPolicy, previous_scheme: str | None) 
         raise DownloadRefused(f"refused a redirect from https to http ({_redacted(target)})")
     if scheme == "http" and not policy.allow_insecure:
         raise DownloadRefused(
-            f"refused an http link ({_redacted(target)}): links must be https unless insecure "
-            "links are allowed"
+            f"refused an http link ({_redacted(target)}): links must be https (http is allowed "
+            "by ARCHIVER_ALLOW_INSECURE_CALLBACKS, for tests and demos)"
         )
     if target.userinfo:
         raise DownloadRefused("refused a link with credentials in it (user:password@)")
@@ -175,7 +174,7 @@ def _resolve(
         if not _allowed(address, policy, networks):
             raise DownloadRefused(
                 f"refused {_redacted(target)}: {host} resolves to {address}, a private, loopback, "
-                "link-local or reserved address (allowed only when private downloads are allowed)"
+                "link-local or reserved address (allowed by ARCHIVER_DOWNLOAD_ALLOW_PRIVATE)"
             )
         if address not in addresses:
             addresses.append(address)
@@ -207,8 +206,22 @@ def _allowed(
     return True
 
 
+def _client(policy: DownloadPolicy) -> httpx.Client:
+    """A client for one connection attempt: a pooled connection, verified for one host name,
+    must not carry a request for another name that resolves to the same address."""
+    timeout = httpx.Timeout(
+        connect=policy.connect_timeout,
+        read=policy.read_timeout,
+        write=policy.read_timeout,
+        pool=policy.connect_timeout,
+    )
+    verify: ssl.SSLContext | bool = True
+    if policy.ca_file is not None:
+        verify = ssl.create_default_context(cafile=str(policy.ca_file))
+    return httpx.Client(timeout=timeout, verify=verify, trust_env=False, follow_redirects=False)
+
+
 def _fetch(
-    client: httpx.Client,
     target: httpx.URL,
     addresses: list[IPAddress],
     dest: Path,
@@ -223,23 +236,21 @@ def _fetch(
     )
     unreachable: list[str] = []
     for address in addresses:
-        request = client.build_request(
-            "GET",
-            target.copy_with(host=str(address)),
-            headers=headers,
-            extensions=extensions,
-        )
-        try:
-            response = client.send(request, stream=True)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as error:
-            unreachable.append(f"{address}: {error or type(error).__name__}")
-            continue
-        except httpx.TransportError as error:
-            raise _Transient(f"{type(error).__name__}: {error}") from None
-        try:
-            return _handle(response, target, dest, policy, progress)
-        finally:
-            response.close()
+        with _client(policy) as client:
+            request = client.build_request(
+                "GET", target.copy_with(host=str(address)), headers=headers, extensions=extensions
+            )
+            try:
+                response = client.send(request, stream=True)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as error:
+                unreachable.append(f"{address}: {error or type(error).__name__}")
+                continue
+            except httpx.RequestError as error:
+                raise _Transient(f"{type(error).__name__}: {error}") from None
+            try:
+                return _handle(response, target, dest, policy, progress)
+            finally:
+                response.close()
     raise _Transient(f"cannot connect ({'; '.join(unreachable)})")
 
 
@@ -261,7 +272,7 @@ def _handle(
         raise DownloadError(f"{_redacted(target)} answered {status}")
     declared = response.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > policy.max_bytes:
-        raise DownloadRefused(
+        raise DownloadTooLarge(
             f"the file is {int(declared)} bytes, more than the {policy.max_bytes}-byte limit"
         )
     encoding = response.headers.get("content-encoding", "").strip().lower()
@@ -274,13 +285,13 @@ def _handle(
             for chunk in chunks:
                 written += len(chunk)
                 if written > policy.max_bytes:
-                    raise DownloadRefused(
+                    raise DownloadTooLarge(
                         f"the file grew past the {policy.max_bytes}-byte limit; abandoned"
                     )
                 sink.write(chunk)
                 if progress is not None:
                     progress(written)
-    except httpx.TransportError as error:
+    except httpx.RequestError as error:
         dest.unlink(missing_ok=True)
         raise _Transient(f"the transfer broke after {written} bytes: {error}") from None
     except DownloadError:

@@ -6,7 +6,10 @@ Sniffing looks at content only: a file's name or Content-Type says nothing relia
 from __future__ import annotations
 
 import csv
+import io
+import re
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import IO
 
@@ -17,14 +20,19 @@ from receiver.decoding.archives import GZIP_MAGIC, ZIP_MAGICS
 from receiver.decoding.errors import DecodeError
 from receiver.decoding.jsonscan import RecordScanner
 from receiver.decoding.labels import field_for, map_header
-from receiver.decoding.rows import csv_batch, json_lines_batch
+from receiver.decoding.rows import csv_batch, json_block_batch
 
 SNIFF_BYTES = 64 * 1024
 # A batch of JSON lines is parsed once it holds this many bytes, even if short of batch_rows.
-JSON_CHUNK_BYTES = 32 * 1024 * 1024
-CSV_BLOCK_BYTES = 8 * 1024 * 1024
+# Small enough that scanning the next batch overlaps parsing this one.
+JSON_CHUNK_BYTES = 8 * 1024 * 1024
+# pyarrow reads up to 32 blocks ahead, so this bounds memory (~64 MiB) as well as the
+# largest CSV row (a message's content and raw content are at most 100000 characters each).
+CSV_BLOCK_BYTES = 2 * 1024 * 1024
 _DELIMITERS = (",", ";", "\t", "|")
 _MIN_KNOWN_COLUMNS = 2
+_LINE_END = re.compile(rb"\r\n|\r|\n")
+_RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
 
 
 @dataclass(frozen=True)
@@ -65,23 +73,26 @@ def sniff(head: bytes, whole: bool) -> Format | None:
 
 
 def _sniff_csv(head: bytes, whole: bool) -> Csv | None:
-    line, newline, _ = head.partition(b"\n")
-    if not newline and not whole:
+    line, *rest = _LINE_END.split(head, maxsplit=1)
+    if not rest and not whole:
         return None
     try:
-        header = line.decode("utf-8").removeprefix("\ufeff").rstrip("\r")
+        header = line.decode("utf-8").removeprefix("\ufeff")
     except UnicodeDecodeError:
         return None
     best: tuple[int, str, list[str]] | None = None
     for delimiter in _DELIMITERS:
-        labels = next(csv.reader([header], delimiter=delimiter), [])
+        try:
+            labels = next(csv.reader([header], delimiter=delimiter), [])
+        except csv.Error:
+            return None
         known = len({field_for(label) for label in labels} - {None})
         if best is None or known > best[0]:
             best = (known, delimiter, labels)
     if best is None or best[0] < _MIN_KNOWN_COLUMNS:
         return None
     _, delimiter, labels = best
-    return Csv(tuple(map_header(labels)), delimiter, header_only=not newline)
+    return Csv(tuple(map_header(labels)), delimiter, header_only=not rest)
 
 
 def describe(head: bytes) -> str:
@@ -97,20 +108,53 @@ def describe(head: bytes) -> str:
 
 
 def json_batches(stream: IO[bytes], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """The records of a JSON or NDJSON stream, `batch_rows` (or 32 MiB) at a time."""
-    scanner = RecordScanner(stream)
-    lines: list[bytes] = []
-    size = 0
-    first = 0
-    for record in scanner:
-        lines.append(record)
-        size += len(record)
-        if len(lines) >= batch_rows or size >= JSON_CHUNK_BYTES:
-            yield json_lines_batch(lines, first)
-            first += len(lines)
-            lines, size = [], 0
-    if lines:
-        yield json_lines_batch(lines, first)
+    """The records of a JSON or NDJSON stream, `batch_rows` (or 8 MiB) at a time.
+
+    Parsing a batch (pyarrow, which releases the GIL) overlaps with scanning the next one.
+    """
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="json-decode") as parser:
+        pending: Future[pa.RecordBatch] | None = None
+        try:
+            for data, rows, first in _json_blocks(stream, batch_rows):
+                submitted = parser.submit(json_block_batch, data, rows, first)
+                if pending is not None:
+                    yield pending.result()
+                pending = submitted
+            if pending is not None:
+                yield pending.result()
+        except DecodeError:
+            if pending is not None and not pending.cancelled():
+                pending.result()  # a problem earlier in the file is the one to report
+            raise
+        finally:
+            if pending is not None:
+                pending.cancel()
+
+
+def _json_blocks(stream: IO[bytes], batch_rows: int) -> Iterator[tuple[bytes, int, int]]:
+    """(NDJSON block, rows, index of its first record), each at most `batch_rows` rows."""
+    parts: list[bytes] = []
+    rows = size = first = 0
+    for data, count in RecordScanner(stream):
+        while rows + count > batch_rows:
+            take = batch_rows - rows
+            cut = -1
+            for _ in range(take):
+                cut = data.index(b"\n", cut + 1)
+            parts.append(data[:cut])
+            yield b"\n".join(parts), batch_rows, first
+            first += batch_rows
+            parts, rows, size = [], 0, 0
+            data, count = data[cut + 1 :], count - take
+        parts.append(data)
+        rows += count
+        size += len(data)
+        if rows >= batch_rows or size >= JSON_CHUNK_BYTES:
+            yield b"\n".join(parts), rows, first
+            first += rows
+            parts, rows, size = [], 0, 0
+    if parts:
+        yield b"\n".join(parts), rows, first
 
 
 def csv_batches(stream: IO[bytes], header: Csv, batch_rows: int) -> Iterator[pa.RecordBatch]:
@@ -122,24 +166,18 @@ def csv_batches(stream: IO[bytes], header: Csv, batch_rows: int) -> Iterator[pa.
         raise DecodeError(f"the CSV header names {', '.join(repeated)} more than once")
     if header.header_only:
         return
-    ragged: list[tuple[int, int]] = []
-
-    def on_invalid_row(row: pa_csv.InvalidRow) -> str:
-        ragged.append((row.actual_columns, row.expected_columns))
-        return "error"
-
     rows = 0
     pending: list[pa.RecordBatch] = []
+    counted = _QuoteCounter(stream)
     try:
         reader = pa_csv.open_csv(
-            stream,
+            counted,
             read_options=pa_csv.ReadOptions(
                 column_names=names, skip_rows=1, block_size=CSV_BLOCK_BYTES
             ),
             parse_options=pa_csv.ParseOptions(
                 delimiter=header.delimiter,
                 newlines_in_values=True,
-                invalid_row_handler=on_invalid_row,
             ),
             convert_options=pa_csv.ConvertOptions(
                 column_types={name: pa.string() for name in names},
@@ -154,19 +192,54 @@ def csv_batches(stream: IO[bytes], header: Csv, batch_rows: int) -> Iterator[pa.
                 for out in _rebatch(pending, batch_rows, final=False):
                     rows += out.num_rows
                     yield csv_batch(out)
+        if counted.quotes % 2:
+            # pyarrow takes an unclosed quote at the end as running to the end of the file,
+            # which would swallow the rows after it into one value.
+            raise DecodeError(
+                "the CSV has an odd number of double quotes: a quoted value left open "
+                "(truncated file?) or a stray quote in an unquoted value"
+            )
         for out in _rebatch(pending, batch_rows, final=True):
             rows += out.num_rows
             yield csv_batch(out)
     except pa.ArrowInvalid as error:
-        if ragged:
-            actual, expected = ragged[0]
+        # pyarrow's message quotes the row; only its counts go into ours (no message content).
+        if ragged := _RAGGED.search(str(error)):
+            expected, actual = ragged.groups()
             raise DecodeError(
                 f"a CSV row after data row {rows} has {actual} fields where the header has "
                 f"{expected} (ragged rows or an unclosed quote)"
             ) from None
+        if "straddles" in str(error):
+            raise DecodeError(
+                f"a CSV row after data row {rows} is larger than {CSV_BLOCK_BYTES} bytes"
+            ) from None
         if "invalid UTF8" in str(error):
             raise DecodeError(f"the CSV has invalid UTF-8 after data row {rows}") from None
         raise DecodeError(f"the CSV cannot be read after data row {rows}: {error}") from None
+
+
+class _QuoteCounter(io.RawIOBase):
+    """Passes a stream through, counting `"`: a well-formed CSV has an even number of them
+    (quoted values open and close, and quotes inside them are doubled)."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        super().__init__()
+        self._inner = inner
+        self.quotes = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        data = self._inner.read(-1 if size is None else size)
+        self.quotes += data.count(b'"')
+        return data
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _rebatch(

@@ -31,6 +31,9 @@ _KNOWN_SCHEMA = pa.schema([pa.field(name, pa.string()) for name in KNOWN_FIELDS]
 _PARSE = pa_json.ParseOptions(explicit_schema=_KNOWN_SCHEMA, unexpected_field_behavior="infer")
 _SURROGATES = re.compile("[\ud800-\udfff]")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+# Schema drift adds a field or two; thousands mean the records are not messages, and would cost
+# a column each.
+MAX_UNKNOWN_FIELDS = 256
 
 
 def is_unknown(field: pa.Field) -> bool:
@@ -61,10 +64,9 @@ def _batch(known: dict[str, pa.Array], unknown: dict[str, pa.Array], rows: int) 
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
-def json_lines_batch(lines: list[bytes], first_record: int) -> pa.RecordBatch:
-    """One batch from (at least one) JSON object lines: pyarrow's parser when the lines hold
-    only known fields as strings (the usual case), an exact per-line path otherwise."""
-    data = b"\n".join(lines)
+def json_block_batch(data: bytes, rows: int, first_record: int) -> pa.RecordBatch:
+    """One batch from `rows` (at least one) JSON objects, one per line: pyarrow's parser when
+    they hold only known fields as strings (the usual case), an exact per-line path otherwise."""
     try:
         table = pa_json.read_json(
             io.BytesIO(data),
@@ -73,15 +75,18 @@ def json_lines_batch(lines: list[bytes], first_record: int) -> pa.RecordBatch:
         )
     except pa.ArrowInvalid:
         table = None
-    if table is not None and table.num_rows == len(lines) and table.num_columns == len(_KNOWN):
+    if table is not None and table.num_rows == rows and table.num_columns == len(_KNOWN):
         table = table.combine_chunks()
-        return _batch({name: table.column(name).chunk(0) for name in KNOWN_FIELDS}, {}, len(lines))
+        return _batch({name: table.column(name).chunk(0) for name in KNOWN_FIELDS}, {}, rows)
+    lines = data.split(b"\n")
+    if len(lines) != rows:
+        raise AssertionError(f"a block of {rows} records has {len(lines)} lines")
     return _python_batch(lines, first_record)
 
 
 def _python_batch(lines: list[bytes], first_record: int) -> pa.RecordBatch:
     known: dict[str, list[str | None]] = {name: [] for name in KNOWN_FIELDS}
-    unknown: dict[str, list[str | None]] = {}
+    unknown: dict[str, dict[int, str]] = {}  # field -> row -> JSON text (sparse)
     for index, line in enumerate(lines):
         try:
             record = json.loads(line)
@@ -106,27 +111,36 @@ def _python_batch(lines: list[bytes], first_record: int) -> pa.RecordBatch:
                 seen.add(field)
                 known[field].append(_known_value(value))
             else:
-                column = unknown.get(key)
-                if column is None:
-                    column = unknown[key] = [None] * index
-                column.append(_clean(_ENCODER.encode(value)))
+                if key not in unknown:
+                    _check_unknown_count(len(unknown) + 1)
+                    unknown[key] = {}
+                unknown[key][index] = _clean(_ENCODER.encode(value))
         for name in KNOWN_FIELDS:
             if name not in seen:
                 known[name].append(None)
-        for column in unknown.values():
-            if len(column) == index:
-                column.append(None)
     rows = len(lines)
     return _batch(
         {name: pa.array(values, pa.string()) for name, values in known.items()},
-        {_clean(name): pa.array(values, pa.string()) for name, values in unknown.items()},
+        {
+            _clean(name): pa.array([cells.get(row) for row in range(rows)], pa.string())
+            for name, cells in unknown.items()
+        },
         rows,
     )
+
+
+def _check_unknown_count(count: int) -> None:
+    if count > MAX_UNKNOWN_FIELDS:
+        raise DecodeError(
+            f"more than {MAX_UNKNOWN_FIELDS} fields the API does not have; this does not look "
+            "like a chat message export"
+        )
 
 
 def csv_batch(batch: pa.RecordBatch) -> pa.RecordBatch:
     """A CSV batch (all columns strings, named by `labels.map_header`) in the common layout."""
     known = {name: batch.column(name) for name in batch.schema.names if name in _KNOWN}
+    _check_unknown_count(batch.num_columns - len(known))
     unknown = {
         name: pa.array(
             [None if cell is None else _ENCODER.encode(cell) for cell in column.to_pylist()],

@@ -49,9 +49,7 @@ def _today() -> datetime:
 
 def _expected(windows: list[Window], per_day: int = PER_DAY) -> dict[str, dict[str, object]]:
     corpus = MessageCorpus(SEED, per_day)
-    return {
-        str(m["id"]): m for window in windows for m in corpus.between(window.start, window.end)
-    }
+    return {str(m["id"]): m for window in windows for m in corpus.between(window.start, window.end)}
 
 
 @pytest.fixture
@@ -101,7 +99,10 @@ def _ledger(env: dict[str, str]) -> Ledger:
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "archiver.cli", *args],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -127,8 +128,9 @@ def test_the_schedule_archives_every_window_with_exact_rows(
 def test_export_requests_a_window_that_then_commits(env: dict[str, str], tmp_path: Path) -> None:
     window = Window(_today() - 3 * DAY, _today() - 2 * DAY)
     with running_service(env, tmp_path / "serve.log"):
-        result = _cli(env, "export", "--start", window.start.isoformat(),
-                      "--end", window.end.isoformat())
+        result = _cli(
+            env, "export", "--start", window.start.isoformat(), "--end", window.end.isoformat()
+        )
         assert result.returncode == 0, result.stderr
         ledger = _ledger(env)
         wait_for_states(ledger, 1)
@@ -136,7 +138,8 @@ def test_export_requests_a_window_that_then_commits(env: dict[str, str], tmp_pat
     status = json.loads(_cli(env, "status", "--json").stdout)
     assert status["by_state"]["committed"] == 1
     assert status["last_committed"]["window_start"] == window.start.isoformat().replace(
-        "+00:00", "Z")
+        "+00:00", "Z"
+    )
     assert status["problems"] == []
 
 
@@ -144,21 +147,21 @@ def test_a_duplicate_callback_is_stored_and_changes_no_data(
     env: dict[str, str], simulator_url: str, tmp_path: Path
 ) -> None:
     httpx.post(f"{simulator_url}/_sim/faults", json={"duplicate_callbacks": 1}).raise_for_status()
-    window = Window(_today() - 2 * DAY, _today() - DAY)
-    env["ARCHIVER_START"] = window.start.isoformat()
-    env["ARCHIVER_WINDOW"] = "1d"
+    window = Window(_today() - DAY, _today())
+    earlier = Window(window.start - DAY, window.start)
+    env["ARCHIVER_START"] = earlier.start.isoformat()
     with running_service(env, tmp_path / "serve.log"):
         ledger = _ledger(env)
-        record = wait_for_states(ledger, 1)[0]
+        record = wait_for_states(ledger, 2)[1]
         deadline = time.monotonic() + 20
         while len(ledger.callbacks(record.export_id or "")) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
     store = _store(env)
     callbacks = ledger.callbacks(record.export_id or "")
     assert sorted(c.state for c in callbacks) == ["duplicate", "processed"]
-    raw = [info.key for info in store.list("_raw/") if info.key.endswith(".body")]
+    raw = [i.key for i in store.list(f"_raw/{record.export_id}/") if i.key.endswith(".body")]
     assert len(raw) == 2
-    assert archived_as_api_records(read_archive(store)) == _expected([window])
+    assert archived_as_api_records(read_archive(store)) == _expected([earlier, window])
 
 
 def test_a_window_with_no_messages_commits_with_an_empty_manifest(
@@ -238,8 +241,9 @@ def test_a_service_killed_mid_download_after_answering_200_commits_exact_rows_on
             wait_for_states(ledger, 1, states=("requested",))
             state = httpx.get(f"{simulator_url}/_sim/state").json()
             callback = state["export_requests"][-1]["callbackUrl"]
-            answer = httpx.post(callback, json={"status": "completed",
-                                                "url": f"{file_url}/export.ndjson.gz"})
+            answer = httpx.post(
+                callback, json={"status": "completed", "url": f"{file_url}/export.ndjson.gz"}
+            )
             assert answer.json() == {"status": "accepted"}
             assert stalling.started.wait(20)
             service.kill()

@@ -93,7 +93,11 @@ def test_bad_settings_stop_the_command_with_one_line_and_exit_2(tmp_path: Path) 
     env = {"ARCHIVER_WINDOW": "soon", "ARCHIVER_API_KEY": "very-secret-key", "PATH": ""}
     result = subprocess.run(
         [sys.executable, "-m", "archiver.cli", "status"],
-        env=env, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -105,7 +109,11 @@ def test_bad_settings_stop_the_command_with_one_line_and_exit_2(tmp_path: Path) 
 def test_serve_without_an_api_url_names_the_missing_variable(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "archiver.cli", "serve"],
-        env={"PATH": ""}, cwd=tmp_path, capture_output=True, text=True, timeout=60,
+        env={"PATH": ""},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip() == (

@@ -29,6 +29,7 @@ def at(text: str) -> datetime:
     ("text", "expected"),
     [
         ("30s", timedelta(seconds=30)),
+        ("0m", timedelta(0)),
         ("15m", timedelta(minutes=15)),
         ("1h", HOUR),
         ("1d", DAY),
@@ -40,7 +41,7 @@ def test_parse_duration_reads_whole_units(text: str, expected: timedelta) -> Non
     assert parse_duration(text) == expected
 
 
-@pytest.mark.parametrize("text", ["", "1", "h", "1.5h", "-1h", "1w", "1 h", "1H", "15min", "0m"])
+@pytest.mark.parametrize("text", ["", "1", "h", "1.5h", "-1h", "1w", "1 h", "1H", "15min"])
 def test_parse_duration_refuses_anything_else_naming_the_text(text: str) -> None:
     with pytest.raises(ValueError, match="invalid duration") as caught:
         parse_duration(text)

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from scheduler.client import ExportClient, RetryPolicy
-from scheduler.requester import RequestPolicy, Requester, TickReport
+from scheduler.requester import Requester, RequestPolicy, TickReport
 from simulator.app import create_app
 from simulator.config import SimulatorConfig
 from storage.layout import Window
@@ -41,8 +41,13 @@ def upstream() -> Iterator[str]:
 
 def _policy(**changes: object) -> RequestPolicy:
     values: dict[str, object] = {
-        "window": DAY, "settle_delay": timedelta(minutes=15), "callback_timeout": timedelta(hours=6),
-        "max_attempts": 3, "per_tick": 10, "pacing": timedelta(0), "start": START,
+        "window": DAY,
+        "settle_delay": timedelta(minutes=15),
+        "callback_timeout": timedelta(hours=6),
+        "max_attempts": 3,
+        "per_tick": 10,
+        "pacing": timedelta(0),
+        "start": START,
     }
     values.update(changes)
     return RequestPolicy(**values)  # type: ignore[arg-type]
@@ -53,8 +58,9 @@ def _tick(
 ) -> TickReport:
     async def run() -> TickReport:
         client = ExportClient(url, key, retry=FAST)
-        requester = Requester(ledger, client, public_url="http://127.0.0.1:1", api_key=key,
-                              policy=policy, clock=clock)
+        requester = Requester(
+            ledger, client, public_url="http://127.0.0.1:1", api_key=key, policy=policy, clock=clock
+        )
         try:
             if plan:
                 await requester.plan()
@@ -79,8 +85,10 @@ def test_windows_are_requested_oldest_first_up_to_the_settle_delay(
     clock = Clock(START + 3 * DAY + timedelta(minutes=10))
     report = _tick(ledger, upstream, clock, _policy())
     assert len(report.requested) == 2
-    assert [r["rangeStart"] for r in _sent(upstream)] == ["2026-03-01T00:00:00Z",
-                                                           "2026-03-02T00:00:00Z"]
+    assert [r["rangeStart"] for r in _sent(upstream)] == [
+        "2026-03-01T00:00:00Z",
+        "2026-03-02T00:00:00Z",
+    ]
     clock.now += timedelta(minutes=10)
     assert len(_tick(ledger, upstream, clock, _policy()).requested) == 1
     assert _states(ledger) == ["requested"] * 3
@@ -143,5 +151,7 @@ def test_a_period_over_six_months_is_split_into_halves(ledger: Ledger, upstream:
     _tick(ledger, upstream, clock, _policy(), plan=False)
     _tick(ledger, upstream, clock, _policy(), plan=False)
     requested = sorted(r.window for r in ledger.windows(STREAM, states=["requested"]))
-    assert requested == [Window(START, START + timedelta(days=100)),
-                         Window(START + timedelta(days=100), START + timedelta(days=200))]
+    assert requested == [
+        Window(START, START + timedelta(days=100)),
+        Window(START + timedelta(days=100), START + timedelta(days=200)),
+    ]

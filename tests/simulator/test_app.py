@@ -133,7 +133,7 @@ def test_happy_path_callback_links_a_gzip_ndjson_file_equal_to_the_corpus(
     assert notice["status"] == "completed"
     assert notice["url"].startswith(f"{sim}/files/") and notice["url"].endswith(".ndjson.gz")
     assert ndjson(gzip.decompress(download(notice["url"]))) == EXPECTED
-    assert len(EXPECTED) == 240 * 6 // 24 or EXPECTED
+    assert EXPECTED
 
 
 @pytest.mark.parametrize(
@@ -252,7 +252,7 @@ def test_get_chat_messages_lists_the_exported_messages_of_one_chat(
     export(sim, target.callback_url())
     in_chat = [m for m in EXPECTED if m["chatId"] == chat_id]
     assert chat_messages(sim, chatId=chat_id).json() == in_chat
-    assert chat_messages(sim, chatId=chat_id, **{"pagination[limit]": 2}).json() == in_chat[:2]
+    assert chat_messages(sim, chatId=chat_id, **{"pagination[limit]": "2"}).json() == in_chat[:2]
     joined = chat_messages(sim, chatId=chat_id, joins="senders").json()
     assert joined[0]["sender"]["id"] == in_chat[0]["senderId"]
 

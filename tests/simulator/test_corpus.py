@@ -3,6 +3,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -27,8 +28,10 @@ FIELDS = [
 DAY = datetime(2024, 3, 1, tzinfo=UTC)
 
 
-def chunked(corpus: MessageCorpus, start: datetime, end: datetime, step: timedelta) -> list[dict]:
-    messages = []
+def chunked(
+    corpus: MessageCorpus, start: datetime, end: datetime, step: timedelta
+) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
     cursor = start
     while cursor < end:
         messages.extend(corpus.between(cursor, min(cursor + step, end)))

@@ -140,6 +140,14 @@ def test_reset_clears_counts_and_restores_the_configured_faults(
     assert snapshot["faults"]["expire_links"] is False
 
 
+def test_retry_after_defaults_to_one_second_and_null_leaves_it_out(sim: str) -> None:
+    set_faults(sim, fail_export_requests={"status": 429, "count": 1})
+    assert export(sim, "http://127.0.0.1:9/cb").headers["retry-after"] == "1"
+    set_faults(sim, fail_export_requests={"status": 503, "count": 1, "retry_after": None})
+    response = export(sim, "http://127.0.0.1:9/cb")
+    assert response.status_code == 503 and "retry-after" not in response.headers
+
+
 def test_a_faulty_update_changes_nothing() -> None:
     faults = Faults.from_config(SimulatorConfig(duplicate_callbacks=2))
     with pytest.raises(FaultError, match="unknown fault switch"):
