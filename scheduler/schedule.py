@@ -52,6 +52,6 @@ def build_scheduler(
         id="request",
         coalesce=True,
         max_instances=1,
-        misfire_grace_time=int(request_interval),
+        misfire_grace_time=max(1, int(request_interval)),
     )
     return scheduler

@@ -89,13 +89,18 @@ def _wait(ledger: Ledger, windows: list[Window]) -> bool:
         bar.close()
 
 
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
 def _print_report(archive: Path, records: list[WindowRecord]) -> None:
     print()
-    print(f"{'window':<44} {'state':<10} {'rows':>7}")
+    print(f"{'window start':<22} {'window end':<22} {'state':<10} {'rows':>7}")
     total = 0
     for record in records:
         total += record.rows or 0
-        print(f"{record.window!s:<44} {record.state:<10} {record.rows or 0:>7}")
+        start, end = (_iso(moment) for moment in (record.window.start, record.window.end))
+        print(f"{start:<22} {end:<22} {record.state:<10} {record.rows or 0:>7}")
     print(f"\n{len(records)} window(s) committed, {total} rows. Files written under {archive}:")
     for path in sorted((archive / STREAM).rglob("*.parquet")):
         print(f"  {path.relative_to(archive)}  {path.stat().st_size:,} bytes")

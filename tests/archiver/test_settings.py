@@ -119,3 +119,29 @@ def test_serve_without_an_api_url_names_the_missing_variable(tmp_path: Path) -> 
     assert result.stderr.strip() == (
         "chat-archiver: error: ARCHIVER_API_URL: is required for this command and is not set"
     )
+
+
+def test_serve_with_a_missing_bucket_stops_with_one_line(tmp_path: Path, s3_endpoint: str) -> None:
+    env = {
+        "PATH": "",
+        "ARCHIVER_API_URL": "http://127.0.0.1:9",
+        "ARCHIVER_API_KEY": "key",
+        "ARCHIVER_PUBLIC_URL": "https://archiver.example.com",
+        "ARCHIVER_STORAGE_URL": "s3://missing-bucket/prefix",
+        "ARCHIVER_S3_ENDPOINT_URL": s3_endpoint,
+        "ARCHIVER_LEDGER_URL": f"sqlite:///{tmp_path}/ledger.db",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "archiver.cli", "serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "missing-bucket" in lines[0], result.stderr
