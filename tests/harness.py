@@ -89,8 +89,9 @@ class ServiceProcess:
                 raise RuntimeError(f"serve did not come up: {self.logs()}")
             time.sleep(0.1)
 
-    def logs(self) -> str:
-        return self.log_path.read_text(errors="replace")[-4000:]
+    def logs(self, tail: int | None = 4000) -> str:
+        text = self.log_path.read_text(errors="replace")
+        return text[-tail:] if tail else text
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:

@@ -112,10 +112,18 @@ def test_the_schedule_archives_every_window_with_exact_rows(
     start = _today() - 2 * DAY
     env["ARCHIVER_START"] = start.isoformat()
     windows = [Window(start, start + DAY), Window(start + DAY, start + 2 * DAY)]
-    with running_service(env, tmp_path / "serve.log"):
+    with running_service(env, tmp_path / "serve.log") as service:
         ledger = _ledger(env)
         wait_for_states(ledger, 2)
     store = _store(env)
+    logs = service.logs(tail=None)
+    assert '"event": "window_committed"' in logs
+    assert API_KEY not in logs
+    tokens = [
+        str(entry["callbackUrl"]).rsplit("/", 1)[1]
+        for entry in httpx.get(f"{env['ARCHIVER_API_URL']}/_sim/state").json()["export_requests"]
+    ]
+    assert tokens and not any(token in logs for token in tokens)
     archived = archived_as_api_records(read_archive(store))
     assert archived == _expected(windows)
     for window in windows:

@@ -80,7 +80,7 @@ def test_a_body_that_trickles_in_times_out_and_health_stays_up(service: RunningS
     health: list[int] = []
 
     async def trickle() -> AsyncIterator[bytes]:
-        for _ in range(30):
+        for _ in range(10):
             yield b" "
             await asyncio.sleep(0.2)
 
