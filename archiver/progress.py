@@ -23,6 +23,7 @@ class ProgressBar:
         self._line_interval = line_interval
         self._last_line = 0.0
         self._last_text = ""
+        self._last_written = ""
 
     def update(self, done: int, detail: str) -> None:
         filled = int(self._width * min(done, self._total) / self._total)
@@ -37,9 +38,14 @@ class ProgressBar:
             self._stream.write(text + "\n")
             self._stream.flush()
             self._last_line = time.monotonic()
+            self._last_written = text
         self._last_text = text
 
     def close(self) -> None:
+        """Ends the bar; off a terminal, the final state is written even if it was throttled."""
         if self._tty:
             self._stream.write("\n")
-            self._stream.flush()
+        elif self._last_text != self._last_written:
+            self._stream.write(self._last_text + "\n")
+            self._last_written = self._last_text
+        self._stream.flush()

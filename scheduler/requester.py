@@ -102,23 +102,46 @@ class Requester:
                 report.stopped = "the upstream rejected the API key; change ARCHIVER_API_KEY"
                 return report
             for index in range(self._policy.per_tick):
-                claimed = await asyncio.to_thread(
-                    self._ledger.claim_due,
-                    self._stream,
-                    self._clock(),
-                    limit=1,
-                    callback_timeout=self._policy.callback_timeout,
-                    max_attempts=self._policy.max_attempts,
-                )
-                if not claimed:
-                    break
+                # Pause before claiming, not after: an interrupted pause leaves nothing claimed.
                 if index and self._policy.pacing:
                     await asyncio.sleep(self._policy.pacing.total_seconds())
-                stop = await self._send(claimed[0], report)
+                attempt = await self._claim()
+                if attempt is None:
+                    break
+                stop = await self._send(attempt, report)
                 if stop:
                     report.stopped = stop
                     break
         return report
+
+    async def _claim(self) -> ExportAttempt | None:
+        claiming = asyncio.ensure_future(
+            asyncio.to_thread(
+                self._ledger.claim_due,
+                self._stream,
+                self._clock(),
+                limit=1,
+                callback_timeout=self._policy.callback_timeout,
+                max_attempts=self._policy.max_attempts,
+            )
+        )
+        try:
+            claimed = await asyncio.shield(claiming)
+        except asyncio.CancelledError:
+            # The claim completes in its thread regardless; give it back, or its window would
+            # wait a whole callback timeout for a request that was never sent.
+            for attempt in await claiming:
+                self._give_back(attempt)
+            raise
+        return claimed[0] if claimed else None
+
+    def _give_back(self, attempt: ExportAttempt) -> None:
+        """Makes an attempt that was cancelled before its request was confirmed due again."""
+        self._undo(attempt, "interrupted before the request was confirmed", self._clock())
+        log.warning(
+            "export_request_interrupted",
+            extra={"window": str(attempt.window), "export_id": attempt.export_id},
+        )
 
     async def _send(self, attempt: ExportAttempt, report: TickReport) -> str | None:
         """Returns why requesting must stop for now, or None to go on."""
@@ -130,6 +153,11 @@ class Requester:
         }
         try:
             await self._client.request_export(attempt.window, url)
+        except asyncio.CancelledError:
+            # Whether the upstream saw it is unknown; asking again is safe, a late callback
+            # of this attempt is still accepted.
+            self._give_back(attempt)
+            raise
         except AuthRejected as error:
             EXPORT_REQUESTS.labels("auth_rejected").inc()
             await asyncio.to_thread(self._undo, attempt, str(error), self._clock())

@@ -14,7 +14,7 @@ from archiver.progress import ProgressBar
 from archiver.service import export_client, requester_for
 from archiver.settings import Settings
 from scheduler.client import ExportClient
-from scheduler.planner import windows_between
+from scheduler.planner import align_down, windows_between
 from scheduler.requester import Requester
 from storage.layout import Window
 from storage.ledger import Ledger
@@ -91,7 +91,8 @@ def backfill(
     timeout: float | None,
 ) -> int:
     configure_logging("WARNING", settings.secrets)
-    windows = _windows(settings, since, until or datetime.now(UTC))
+    # Without --until: up to the last window that has ended, not into the open one.
+    windows = _windows(settings, since, until or align_down(datetime.now(UTC), settings.window))
     ledger = Ledger.open(settings.ledger_url)
     client = export_client(settings)
     try:
@@ -118,13 +119,16 @@ async def _backfill(
             if report.stopped and "API key" in report.stopped:
                 raise CommandError(report.stopped)
             states: Counter[str] = Counter(
-                record.state for record in ledger.windows(STREAM) if record.window in wanted
+                record.state
+                for record in ledger.windows(STREAM, since=windows[0].start, until=windows[-1].end)
+                if record.window in wanted
             )
             finished = sum(states[state] for state in FINAL_STATES)
             bar.update(
                 states["committed"],
-                f"committed, {states['requested'] + states['received']} in flight, "
-                f"{states['planned']} waiting, {states['failed'] + states['quarantined']} failed",
+                f"committed, {len(windows) - states['planned']}/{len(windows)} requested, "
+                f"{states['requested'] + states['received']} in flight, "
+                f"{states['failed'] + states['quarantined']} failed",
             )
             if finished >= len(windows):
                 break

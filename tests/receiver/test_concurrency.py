@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
+from prometheus_client import REGISTRY
 
 from simulator.corpus import MessageCorpus
 from storage.layout import Window, manifest_key
@@ -63,11 +64,19 @@ def _wait_committed(service: RunningService, windows: list[Window], timeout: flo
         time.sleep(0.1)
 
 
-def _window_table(service: RunningService, window: Window) -> tuple[dict[str, Any], pa.Table]:
+def _window_table(
+    service: RunningService, window: Window
+) -> tuple[dict[str, Any], pa.Table | None]:
+    """The window's manifest and the rows of the parts it lists, as a reader trusts them."""
     manifest = json.loads(service.store.get_bytes(manifest_key(window)))
-    tables = [pq.read_table(io.BytesIO(service.store.get_bytes(p["key"]))) for p in manifest["parts"]]
-    table = pa.concat_tables(tables) if tables else None
-    return manifest, table
+    tables = [
+        pq.read_table(io.BytesIO(service.store.get_bytes(p["key"]))) for p in manifest["parts"]
+    ]
+    return manifest, pa.concat_tables(tables) if tables else None
+
+
+def _processed(outcome: str) -> float:
+    return REGISTRY.get_sample_value("archiver_windows_processed_total", {"outcome": outcome}) or 0
 
 
 def test_concurrent_callbacks_commit_each_export_once_and_copies_count_once(
@@ -84,6 +93,7 @@ def test_concurrent_callbacks_commit_each_export_once_and_copies_count_once(
         copy_body = _body(copied, 0)
         requests += [(service.callback_url(attempts[copied]), copy_body)] * COPIES
 
+        committed_before = _processed("committed")
         answers = asyncio.run(_post_all(requests))
 
         assert [answer.status_code for answer in answers] == [200] * len(requests)
@@ -91,6 +101,11 @@ def test_concurrent_callbacks_commit_each_export_once_and_copies_count_once(
         assert statuses[:DISTINCT] == ["accepted"] * DISTINCT
         assert Counter(statuses[DISTINCT:]) == {"accepted": 1, "duplicate": COPIES - 1}
         _wait_committed(service, windows)
+        deadline = time.monotonic() + 5
+        while _processed("committed") - committed_before < len(windows):
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        assert _processed("committed") - committed_before == len(windows)
 
         for window in windows:
             attempt = attempts[window]
