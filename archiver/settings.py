@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +20,7 @@ from scheduler.planner import MAX_REQUEST_SPAN, parse_duration
 from storage.objectstore import S3Options, StoreError
 
 LANGUAGES = ("enUs", "esEs", "ptBr")
+Parser = Callable[[str], object]
 PREFIX = "ARCHIVER_"
 
 
@@ -174,7 +175,7 @@ def _parse_language(text: str) -> str:
     return text.strip()
 
 
-def _parse_choice(choices: tuple[str, ...]) -> object:
+def _parse_choice(choices: tuple[str, ...]) -> Parser:
     def parse(text: str) -> str:
         if text.strip() not in choices:
             raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
@@ -190,7 +191,7 @@ def _parse_log_level(text: str) -> str:
     return level
 
 
-_PARSERS: dict[str, object] = {
+_PARSERS: dict[str, Parser] = {
     "api_url": _parse_http_url,
     "public_url": _parse_http_url,
     "allow_insecure_callbacks": _parse_bool,
@@ -219,7 +220,7 @@ _PARSERS: dict[str, object] = {
     "log_level": _parse_log_level,
 }
 
-_S3_PARSERS: dict[str, object] = {
+_S3_PARSERS: dict[str, Parser] = {
     "s3_endpoint_url": _parse_http_url,
     "s3_addressing_style": _parse_choice(("auto", "path", "virtual")),
     "s3_sse": _parse_choice(("AES256", "aws:kms")),
@@ -262,6 +263,20 @@ def _read_api_key(raw: Mapping[str, str]) -> str | None:
     return key
 
 
+def _parse_values(raw: Mapping[str, str], parsers: Mapping[str, Parser]) -> dict[str, object]:
+    """Each set variable through its parser; the first bad one stops with its name."""
+    values: dict[str, object] = {}
+    for name, parser in parsers.items():
+        text = raw.get(_variable(name))
+        if text is None or text.strip() == "":
+            continue
+        try:
+            values[name] = parser(text)
+        except ValueError as error:
+            raise SettingsError(_variable(name), str(error)) from None
+    return values
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, config_file: Path | None = None
 ) -> Settings:
@@ -270,26 +285,11 @@ def load_settings(
     env = os.environ if environ is None else environ
     raw.update({key: value for key, value in env.items() if key.startswith(PREFIX)})
 
-    values: dict[str, object] = {}
-    for name, parser in _PARSERS.items():
-        text = raw.get(_variable(name))
-        if text is None or text.strip() == "":
-            continue
-        try:
-            values[name] = parser(text)  # type: ignore[operator]
-        except ValueError as error:
-            raise SettingsError(_variable(name), str(error)) from None
+    values = _parse_values(raw, _PARSERS)
     values["api_key"] = _read_api_key(raw)
-
-    s3_values: dict[str, object] = {}
-    for name, parser in _S3_PARSERS.items():
-        text = raw.get(_variable(name))
-        if text is None or text.strip() == "":
-            continue
-        try:
-            s3_values[name.removeprefix("s3_")] = parser(text)  # type: ignore[operator]
-        except ValueError as error:
-            raise SettingsError(_variable(name), str(error)) from None
+    s3_values = {
+        name.removeprefix("s3_"): value for name, value in _parse_values(raw, _S3_PARSERS).items()
+    }
     try:
         values["s3"] = S3Options(**s3_values)  # type: ignore[arg-type]
     except StoreError as error:
