@@ -8,12 +8,14 @@ with `FOR UPDATE SKIP LOCKED` so replicas never request one window twice; on SQL
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from prometheus_client import Counter
 from sqlalchemy import Connection, Row, and_, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -23,6 +25,13 @@ from storage.ledger.models import SPLIT_REASON, ExportAttempt, LedgerError
 from storage.ledger.tables import exports, window_of, windows
 
 _INSERT_CHUNK = 500
+
+log = logging.getLogger("chat_archiver.ledger")
+
+CALLBACK_TIMEOUTS = Counter(
+    "archiver_callback_timeouts_total",
+    "Export attempts whose callback did not arrive within ARCHIVER_CALLBACK_TIMEOUT.",
+)
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Any) -> Any:
@@ -155,6 +164,16 @@ def claim_due(
     ).all()
     claimed = []
     for row in rows:
+        if row.state == "requested":
+            CALLBACK_TIMEOUTS.inc()
+            log.warning(
+                "callback_timeout",
+                extra={
+                    "window": str(window_of(row)),
+                    "export_id": row.export_id,
+                    "attempts": row.attempts,
+                },
+            )
         export_id = uuid.uuid4().hex
         token = secrets.token_urlsafe(32)
         attempt = row.attempts + 1
@@ -188,7 +207,7 @@ def claim_due(
 def _fail_exhausted(conn: Connection, stream: str, now: datetime, max_attempts: int) -> None:
     """Windows whose last callback timed out and that have no attempts left become failed."""
     rows = conn.execute(
-        select(windows.c.id, windows.c.attempts)
+        select(windows)
         .where(
             windows.c.stream == stream,
             windows.c.state == "requested",
@@ -198,16 +217,14 @@ def _fail_exhausted(conn: Connection, stream: str, now: datetime, max_attempts: 
         .with_for_update(skip_locked=True)
     ).all()
     for row in rows:
+        reason = f"no callback after {row.attempts} attempts"
         conn.execute(
             windows.update()
             .where(windows.c.id == row.id)
-            .values(
-                state="failed",
-                reason=f"no callback after {row.attempts} attempts",
-                deadline_at=None,
-                updated_at=now,
-            )
+            .values(state="failed", reason=reason, deadline_at=None, updated_at=now)
         )
+        CALLBACK_TIMEOUTS.inc()
+        log.error("window_failed", extra={"window": str(window_of(row)), "reason": reason})
 
 
 def request_failed(
