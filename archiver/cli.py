@@ -7,14 +7,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from archiver.errors import CommandError
 from archiver.settings import SettingsError, load_settings, parse_instant
 from storage.ddl import DIALECTS
 from storage.ledger import LedgerError
 from storage.objectstore import StoreError
-
-
-class CommandError(Exception):
-    """A command cannot do what it was asked; the message says why, in one line."""
 
 
 def _instant(text: str) -> object:
@@ -43,7 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     backfill = commands.add_parser("backfill", help="request every missing window and wait")
     backfill.add_argument("--since", type=_instant, required=True, metavar="T")
-    backfill.add_argument("--until", type=_instant, metavar="T", help="default: now")
+    backfill.add_argument(
+        "--until", type=_instant, metavar="T", help="default: the end of the last finished window"
+    )
     backfill.add_argument("--force", action="store_true", help="re-export committed windows too")
     backfill.add_argument(
         "--timeout",

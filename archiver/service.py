@@ -138,7 +138,9 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
             await client.aclose()
             log.info("service_stopped")
 
-    return create_app(intake, readiness, version=VERSION, lifespan=lifespan)
+    app = create_app(intake, readiness, version=VERSION, lifespan=lifespan)
+    app.state.worker = worker
+    return app
 
 
 async def _catch_up(requester: Requester) -> None:

@@ -11,7 +11,8 @@ CALLBACKS = Counter(
 CALLBACK_BYTES = Counter("archiver_callback_bytes_total", "Bytes of callback bodies stored raw.")
 WINDOWS_PROCESSED = Counter(
     "archiver_windows_processed_total",
-    "Processing results, by outcome (committed, quarantined, retry).",
+    "Processing results, by outcome (committed, quarantined, retry, and error: an unexpected "
+    "failure, tried again after a growing delay).",
     ["outcome"],
 )
 ROWS_WRITTEN = Counter("archiver_rows_written_total", "Rows committed to Parquet.")

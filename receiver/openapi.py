@@ -1,4 +1,9 @@
-"""The receiver's OpenAPI description, served at /openapi.json."""
+"""The receiver's OpenAPI description, served at /openapi.json.
+
+Kept in step with `receiver.app` and `receiver.intake`: the path parameter patterns are the ones
+intake checks (anything else is the same 404 as an unknown export), and a callback body may be
+any bytes, since what the platform sends is not documented and every body is stored raw.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,34 @@ _ERROR = {
 }
 
 
+_STATUS = {
+    "type": "object",
+    "properties": {"status": {"type": "string"}},
+    "required": ["status"],
+}
+_NOT_READY = {
+    "type": "object",
+    "properties": {
+        "status": {"type": "string", "enum": ["not_ready"]},
+        "problems": {"type": "array", "items": {"type": "string"}},
+    },
+    "required": ["status", "problems"],
+}
+_BINARY = {"schema": {"type": "string", "format": "binary"}}
+
+
 def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _path_parameter(name: str, pattern: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": {"type": "string", "pattern": pattern},
+    }
 
 
 def openapi_document(version: str) -> dict[str, Any]:
@@ -28,26 +59,29 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "Unknown export id and wrong token get the same 404.",
                     "operationId": "receiveCallback",
                     "parameters": [
-                        {
-                            "name": "export_id",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
-                        {
-                            "name": "token",
-                            "in": "path",
-                            "required": True,
-                            "schema": {"type": "string"},
-                        },
+                        _path_parameter(
+                            "export_id",
+                            "^[0-9a-f]{32}$",
+                            "The export id the callback URL was issued for.",
+                        ),
+                        _path_parameter(
+                            "token",
+                            "^[A-Za-z0-9_-]{16,128}$",
+                            "The export's secret token (32 random bytes, url-safe base64).",
+                        ),
                     ],
                     "requestBody": {
                         "required": False,
+                        "description": "Whatever the platform sends: a notice with a link or "
+                        "a failure, or the export file itself (JSON, NDJSON, CSV, maybe gzip or "
+                        "zip). Stored as received, up to ARCHIVER_MAX_CALLBACK_BYTES.",
                         "content": {
                             "application/json": {"schema": {}},
-                            "application/octet-stream": {
-                                "schema": {"type": "string", "format": "binary"}
-                            },
+                            "application/x-ndjson": _BINARY,
+                            "text/csv": _BINARY,
+                            "application/gzip": _BINARY,
+                            "application/zip": _BINARY,
+                            "application/octet-stream": _BINARY,
                         },
                     },
                     "responses": {
@@ -72,7 +106,7 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "get": {
                     "summary": "The process is alive",
                     "operationId": "healthz",
-                    "responses": {"200": _json({"type": "object"}, "Alive")},
+                    "responses": {"200": _json(_STATUS, "Alive")},
                 }
             },
             "/readyz": {
@@ -80,8 +114,8 @@ def openapi_document(version: str) -> dict[str, Any]:
                     "summary": "Ledger and object store reachable, API key not rejected",
                     "operationId": "readyz",
                     "responses": {
-                        "200": _json({"type": "object"}, "Ready"),
-                        "503": _json({"type": "object"}, "Not ready, with the reasons"),
+                        "200": _json(_STATUS, "Ready"),
+                        "503": _json(_NOT_READY, "Not ready, with the reasons"),
                     },
                 }
             },

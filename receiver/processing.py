@@ -58,10 +58,19 @@ class Outcome:
     rejects: int = 0
 
 
-def _headers(store: ObjectStore, raw_key: str) -> dict[str, str]:
+@dataclass(frozen=True)
+class RawCallback:
+    headers: dict[str, str]
+    received_at: datetime
+
+
+def _raw_callback(store: ObjectStore, raw_key: str) -> RawCallback:
     meta = json.loads(store.get_bytes(raw_meta_key(raw_key)))
     headers = meta.get("headers", {})
-    return {str(name): str(value) for name, value in headers.items()}
+    return RawCallback(
+        headers={str(name): str(value) for name, value in headers.items()},
+        received_at=datetime.fromisoformat(meta["received_at"]),
+    )
 
 
 def process_claim(
@@ -108,8 +117,9 @@ def _decode_and_write(
 ) -> Outcome:
     body = work / "body"
     store.download_file(claim.raw_key, body)
+    raw = _raw_callback(store, claim.raw_key)
     try:
-        payload = classify(_headers(store, claim.raw_key), body)
+        payload = classify(raw.headers, body)
     except DecodeError as error:
         return Outcome("quarantined", f"unrecognised callback: {error}")
 
@@ -141,7 +151,8 @@ def _decode_and_write(
             claim.window,
             claim.export_id,
             read_batches(data, tmp_dir=decode_dir),
-            ingested_at=datetime.now(UTC),
+            # The callback's arrival, not the clock: processing it again writes identical bytes.
+            ingested_at=raw.received_at,
             options=options,
         )
     except DecodeError as error:

@@ -14,12 +14,15 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 
-from receiver.metrics import PROCESSING_SECONDS
+from receiver.metrics import PROCESSING_SECONDS, WINDOWS_PROCESSED
 from receiver.processing import ProcessingConfig, process_claim
 from storage.ledger import Ledger, ProcessingClaim
 from storage.objectstore import ObjectStore
 
 log = logging.getLogger("chat_archiver.receiver.worker")
+
+# The longest a window that keeps failing unexpectedly waits between two tries.
+MAX_BACKOFF_SECONDS = 300.0
 
 
 class ProcessingWorker:
@@ -42,6 +45,13 @@ class ProcessingWorker:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
+        self._failures: dict[int, int] = {}
+        self._busy = False
+
+    @property
+    def busy(self) -> bool:
+        """True while a window is being processed."""
+        return self._busy
 
     def wake(self) -> None:
         """Called by intake after an accepted callback, so processing starts without polling."""
@@ -84,23 +94,50 @@ class ProcessingWorker:
         done = threading.Event()
         heartbeat = threading.Thread(target=self._keep_lease, args=(claim, done), daemon=True)
         heartbeat.start()
+        failure: Exception | None = None
+        self._busy = True
         try:
             await asyncio.to_thread(process_claim, claim, self._store, self._ledger, self._config)
-        except Exception as error:
-            log.error(
-                "window_processing_error",
-                extra={
-                    "window": str(claim.window),
-                    "export_id": claim.export_id,
-                    "reason": f"{type(error).__name__}: {error}",
-                },
-                exc_info=True,
-            )
-            await asyncio.to_thread(self._ledger.release, claim.window_id, self._owner)
-            await asyncio.sleep(self._poll_interval)
+        except Exception as error:  # noqa: BLE001 - logged; the window is tried again later
+            failure = error
         finally:
+            self._busy = False
             done.set()
             PROCESSING_SECONDS.observe(time.monotonic() - started)
+        if failure is None:
+            self._failures.pop(claim.window_id, None)
+            return
+        # Stop the heartbeat first, so it cannot stretch the back-off lease set below.
+        await asyncio.to_thread(heartbeat.join, self._lease.total_seconds())
+        await self._back_off(claim, failure)
+
+    async def _back_off(self, claim: ProcessingClaim, error: Exception) -> None:
+        """Holds a window that failed unexpectedly (object store or ledger down, a decoder bug)
+        for a growing delay, keeping it `received` so no data is given up, while the loop moves
+        on to other windows instead of retrying this one at once and forever."""
+        WINDOWS_PROCESSED.labels("error").inc()
+        failures = self._failures.get(claim.window_id, 0) + 1
+        self._failures[claim.window_id] = failures
+        delay = min(self._poll_interval * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
+        log.error(
+            "window_processing_error",
+            extra={
+                "window": str(claim.window),
+                "export_id": claim.export_id,
+                "failures": failures,
+                "retry_in_s": round(delay, 1),
+                "reason": f"{type(error).__name__}: {error}",
+            },
+            exc_info=error,
+        )
+        until = datetime.now(UTC) + timedelta(seconds=delay)
+        try:
+            await asyncio.to_thread(self._ledger.renew_lease, claim.window_id, self._owner, until)
+        except Exception as lease_error:  # noqa: BLE001 - the claim's own lease still holds it
+            log.error(
+                "worker_back_off_failed",
+                extra={"reason": f"{type(lease_error).__name__}: {lease_error}"},
+            )
 
     def _keep_lease(self, claim: ProcessingClaim, done: threading.Event) -> None:
         interval = max(self._lease.total_seconds() / 3, 1.0)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 from datetime import UTC, datetime
 
-from archiver.cli import CommandError
 from archiver.logs import configure_logging
 from archiver.service import processing_config, replica_name
 from archiver.settings import Settings
@@ -38,5 +38,6 @@ def replay(settings: Settings, *, export_id: str | None, quarantined: bool) -> i
     summary = ", ".join(f"{n} {kind}" for kind, n in sorted(outcomes.items())) or "none processed"
     print(f"replayed {count} window(s): {summary}")
     if outcomes.get("quarantined"):
-        raise CommandError("some windows are still quarantined; see `chat-archiver status`")
+        print("some windows are still quarantined; see `chat-archiver status`", file=sys.stderr)
+        return 1
     return 0

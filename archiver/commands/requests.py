@@ -8,7 +8,7 @@ import time
 from collections import Counter
 from datetime import UTC, datetime
 
-from archiver.cli import CommandError
+from archiver.errors import CommandError
 from archiver.logs import configure_logging
 from archiver.progress import ProgressBar
 from archiver.service import export_client, requester_for
@@ -21,7 +21,7 @@ from storage.ledger import Ledger
 from storage.schema import STREAM
 
 FINAL_STATES = ("committed", "failed", "quarantined")
-POLL_SECONDS = 2.0
+POLL_SECONDS = 1.0
 
 
 def _windows(settings: Settings, start: datetime, end: datetime) -> list[Window]:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+from types import FrameType
+
 import uvicorn
 
 from archiver.logs import configure_logging
@@ -9,6 +14,12 @@ from archiver.service import build_service
 from archiver.settings import Settings
 from storage.ledger import Ledger
 from storage.objectstore import open_store
+
+log = logging.getLogger("chat_archiver.service")
+
+# Draining HTTP (this) plus finishing the window in hand (SHUTDOWN_TIMEOUT) stays under the
+# 45 s termination grace of the deploy files.
+HTTP_DRAIN_SECONDS = 10
 
 
 def serve(settings: Settings) -> int:
@@ -18,6 +29,8 @@ def serve(settings: Settings) -> int:
     store = open_store(settings.storage_url, settings.s3)
     store.check_access()
     app = build_service(settings, ledger, store)
+    # uvicorn re-raises SIGTERM once its graceful stop is done; for `serve` that is a clean exit.
+    previous = signal.signal(signal.SIGTERM, _stopped)
     try:
         uvicorn.run(
             app,
@@ -26,8 +39,19 @@ def serve(settings: Settings) -> int:
             log_config=None,
             access_log=False,
             lifespan="on",
-            timeout_graceful_shutdown=30,
+            timeout_graceful_shutdown=HTTP_DRAIN_SECONDS,
         )
     finally:
+        signal.signal(signal.SIGTERM, previous)
         ledger.close()
+    if app.state.worker.busy:
+        # The window in hand stays leased and is taken over once the lease runs out; waiting for
+        # a stuck download here would only get the process killed harder.
+        log.warning("exiting_with_window_in_hand")
+        logging.shutdown()
+        os._exit(0)
     return 0
+
+
+def _stopped(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(0)
