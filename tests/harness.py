@@ -10,19 +10,25 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from scheduler.planner import align_down
+from simulator.config import SimulatorConfig
+from simulator.corpus import MessageCorpus
+from storage.layout import Window
 from storage.ledger import Ledger, WindowRecord
 from storage.objectstore import ObjectStore
 from storage.schema import STREAM
 from tests.servers import free_port
 
 API_KEY = "test-api-key-0123456789"
+HOUR = timedelta(hours=1)
 
 
 def service_env(
@@ -170,3 +176,30 @@ def _iso_millis(moment: datetime | None) -> str | None:
 
 
 __all__ = ["API_KEY", "free_port"]
+
+
+def loopback_simulator(seed: int, messages_per_day: int, **changes: Any) -> SimulatorConfig:
+    """The simulator as the end-to-end tests run it: quick callbacks to an http receiver."""
+    values: dict[str, Any] = {
+        "api_key": API_KEY,
+        "seed": seed,
+        "messages_per_day": messages_per_day,
+        "allow_insecure_callbacks": True,
+        "callback_delay": 0.05,
+        "callback_retry_delay": 0.2,
+    }
+    return SimulatorConfig(**(values | changes))
+
+
+def expected_messages(
+    seed: int, messages_per_day: int, windows: list[Window]
+) -> dict[str, dict[str, Any]]:
+    """What the simulator exports for `windows`, by message id."""
+    corpus = MessageCorpus(seed, messages_per_day)
+    return {str(m["id"]): m for w in windows for m in corpus.between(w.start, w.end)}
+
+
+def recent_hours(count: int) -> list[Window]:
+    """The last `count` finished one-hour windows, oldest first."""
+    start = align_down(datetime.now(UTC), HOUR) - count * HOUR
+    return [Window(start + i * HOUR, start + (i + 1) * HOUR) for i in range(count)]

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
 
 
 def free_port() -> int:
@@ -49,3 +54,31 @@ def serve_in_thread(app: Any, port: int | None = None) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=15)
+
+
+class SlowFiles:
+    """Serves another server's `/files/{name}` slowly: the first bytes at once, the rest after
+    `stall` seconds, so a service can be caught in the middle of a download."""
+
+    def __init__(self, stall: float) -> None:
+        self.stall = stall
+        self.target = ""
+        self.started = threading.Event()
+
+    def app(self) -> Starlette:
+        async def serve_file(request: Request) -> Response:
+            async with httpx.AsyncClient() as client:
+                found = await client.get(f"{self.target}/files/{request.path_params['name']}")
+            if found.status_code != 200:
+                return Response(found.content, status_code=found.status_code)
+            payload = found.content
+
+            async def body() -> AsyncIterator[bytes]:
+                yield payload[:10]
+                self.started.set()
+                await asyncio.sleep(self.stall)
+                yield payload[10:]
+
+            return StreamingResponse(body(), media_type=found.headers.get("content-type"))
+
+        return Starlette(routes=[Route("/files/{name}", serve_file)])

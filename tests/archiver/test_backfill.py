@@ -19,16 +19,15 @@ import pytest
 
 from scheduler.planner import align_down
 from simulator.app import create_app as create_simulator
-from simulator.config import SimulatorConfig
-from simulator.corpus import MessageCorpus
 from simulator.state import range_key
 from storage.layout import Window, manifest_key
 from storage.ledger import Ledger
 from storage.objectstore import ObjectStore, S3Options, open_store
 from storage.schema import STREAM
 from tests.harness import (
-    API_KEY,
     archived_as_api_records,
+    expected_messages,
+    loopback_simulator,
     read_archive,
     running_service,
     service_env,
@@ -89,14 +88,7 @@ def rig(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1").create_bucket(
         Bucket=bucket
     )
-    config = SimulatorConfig(
-        api_key=API_KEY,
-        seed=SEED,
-        messages_per_day=PER_DAY,
-        allow_insecure_callbacks=True,
-        callback_delay=0.05,
-        callback_retry_delay=0.2,
-    )
+    config = loopback_simulator(SEED, PER_DAY)
     with serve_in_thread(create_simulator(config)) as simulator_url:
         env = service_env(
             api_url=simulator_url,
@@ -121,11 +113,6 @@ def rig(s3_endpoint: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 @pytest.fixture(autouse=True)
 def _fresh_simulator(rig: Rig) -> None:
     httpx.post(f"{rig.simulator_url}/_sim/reset").raise_for_status()
-
-
-def _expected(windows: list[Window]) -> dict[str, dict[str, object]]:
-    corpus = MessageCorpus(SEED, PER_DAY)
-    return {str(m["id"]): m for w in windows for m in corpus.between(w.start, w.end)}
 
 
 def _progress(stderr: str) -> list[str]:
@@ -161,7 +148,7 @@ def test_backfill_requests_the_missing_windows_shows_progress_and_waits_for_comm
     assert [records[w].attempts for w in windows] == [1, 1, 1, 1]
     for window in windows:
         manifest = json.loads(rig.store.get_bytes(manifest_key(window)))
-        assert manifest["rows"] == len(_expected([window]))
+        assert manifest["rows"] == len(expected_messages(SEED, PER_DAY, [window]))
 
 
 def test_without_until_backfill_stops_at_the_last_window_that_has_ended(rig: Rig) -> None:
@@ -192,10 +179,14 @@ def test_force_requests_committed_windows_again_and_overwrites_the_same_objects(
         after = json.loads(rig.store.get_bytes(manifest_key(window)))
         assert after["export_id"] != before[window]["export_id"]
         assert [p["key"] for p in after["parts"]] == [p["key"] for p in before[window]["parts"]]
-        assert after["rows"] == before[window]["rows"] == len(_expected([window]))
+        assert (
+            after["rows"]
+            == before[window]["rows"]
+            == len(expected_messages(SEED, PER_DAY, [window]))
+        )
     rows = read_archive(rig.store)
     archived = archived_as_api_records(rows)
-    expected = _expected(windows)
+    expected = expected_messages(SEED, PER_DAY, windows)
     assert {key: archived[key] for key in expected} == expected
     assert sum(1 for i in rows.column("id").to_pylist() if i in expected) == len(expected)
 
@@ -238,7 +229,7 @@ def test_an_interrupted_backfill_continues_without_requesting_committed_windows_
     # A request cut off on the wire is given back and may be sent once more; nothing else is.
     assert all(1 <= count <= 2 for count in counts.values())
     assert sum(counts.values()) <= len(windows) + 1
-    expected = _expected(windows)
+    expected = expected_messages(SEED, PER_DAY, windows)
     archived = archived_as_api_records(read_archive(rig.store))
     assert {key: archived[key] for key in expected} == expected
 

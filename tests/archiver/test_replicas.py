@@ -6,30 +6,24 @@ land on either, and a replica killed mid-window loses it to the other once its l
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import Engine, create_engine, select
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.routing import Route
 
-from scheduler.planner import align_down
 from simulator.app import create_app as create_simulator
-from simulator.config import SimulatorConfig
-from simulator.corpus import MessageCorpus
 from simulator.state import range_key
 from storage.layout import Window, manifest_key
 from storage.ledger import Ledger
@@ -37,14 +31,16 @@ from storage.ledger.tables import windows as window_rows
 from storage.objectstore import ObjectStore, S3Options, open_store
 from storage.schema import STREAM
 from tests.harness import (
-    API_KEY,
     ServiceProcess,
     archived_as_api_records,
+    expected_messages,
+    loopback_simulator,
     read_archive,
+    recent_hours,
     service_env,
     wait_for_states,
 )
-from tests.servers import free_port, serve_in_thread
+from tests.servers import SlowFiles, free_port, serve_in_thread
 
 HOUR = timedelta(hours=1)
 SEED = 17
@@ -93,32 +89,6 @@ class Balancer:
         return Starlette(routes=[Route("/callbacks/{rest:path}", forward, methods=["POST"])])
 
 
-class SlowFiles:
-    """The simulator's export files, served slowly: the first bytes at once, the rest after
-    `stall` seconds, so a replica can be caught holding a window it is processing."""
-
-    def __init__(self, stall: float) -> None:
-        self.stall = stall
-        self.target = ""
-
-    def app(self) -> Starlette:
-        async def serve_file(request: Request) -> Response:
-            async with httpx.AsyncClient() as client:
-                found = await client.get(f"{self.target}/files/{request.path_params['name']}")
-            if found.status_code != 200:
-                return Response(found.content, status_code=found.status_code)
-            payload = found.content
-
-            async def body() -> AsyncIterator[bytes]:
-                yield payload[:10]
-                await asyncio.sleep(self.stall)
-                yield payload[10:]
-
-            return StreamingResponse(body(), media_type=found.headers.get("content-type"))
-
-        return Starlette(routes=[Route("/files/{name}", serve_file)])
-
-
 class Cluster:
     """The simulator, the balancer and two replicas sharing a Postgres ledger and a bucket."""
 
@@ -164,28 +134,6 @@ class Cluster:
         )
 
 
-def _windows(count: int) -> list[Window]:
-    start = align_down(datetime.now(UTC), HOUR) - count * HOUR
-    return [Window(start + i * HOUR, start + (i + 1) * HOUR) for i in range(count)]
-
-
-def _expected(windows: list[Window]) -> dict[str, dict[str, object]]:
-    corpus = MessageCorpus(SEED, PER_DAY)
-    return {str(m["id"]): m for w in windows for m in corpus.between(w.start, w.end)}
-
-
-def _simulator_config(**changes: Any) -> SimulatorConfig:
-    base = SimulatorConfig(
-        api_key=API_KEY,
-        seed=SEED,
-        messages_per_day=PER_DAY,
-        allow_insecure_callbacks=True,
-        callback_delay=0.05,
-        callback_retry_delay=0.2,
-    )
-    return replace(base, **changes)
-
-
 @pytest.fixture
 def balancer() -> Iterator[tuple[Balancer, str]]:
     front = Balancer(BALANCER_SEED)
@@ -218,12 +166,12 @@ def _cluster_env(
 
 def _assert_archive_exact(store: ObjectStore, windows: list[Window]) -> None:
     table = read_archive(store)
-    expected = _expected(windows)
+    expected = expected_messages(SEED, PER_DAY, windows)
     assert table.num_rows == len(expected)
     assert archived_as_api_records(table) == expected
     for window in windows:
         manifest = json.loads(store.get_bytes(manifest_key(window)))
-        assert manifest["rows"] == len(_expected([window]))
+        assert manifest["rows"] == len(expected_messages(SEED, PER_DAY, [window]))
 
 
 def test_two_replicas_request_each_window_once_and_commit_it_once(
@@ -234,8 +182,8 @@ def test_two_replicas_request_each_window_once_and_commit_it_once(
     tmp_path: Path,
 ) -> None:
     front, front_url = balancer
-    windows = _windows(6)
-    with serve_in_thread(create_simulator(_simulator_config())) as simulator_url:
+    windows = recent_hours(6)
+    with serve_in_thread(create_simulator(loopback_simulator(SEED, PER_DAY))) as simulator_url:
         env = _cluster_env(
             simulator_url, front_url, fresh_postgres_url, s3_bucket, s3_endpoint, windows
         )
@@ -289,11 +237,13 @@ def test_a_replica_killed_mid_window_loses_it_to_the_other_after_its_lease(
     tmp_path: Path,
 ) -> None:
     front, front_url = balancer
-    windows = _windows(4)
+    windows = recent_hours(4)
     files = SlowFiles(stall=1.5)
     with (
         serve_in_thread(files.app()) as files_url,
-        serve_in_thread(create_simulator(_simulator_config(public_url=files_url))) as sim_url,
+        serve_in_thread(
+            create_simulator(loopback_simulator(SEED, PER_DAY, public_url=files_url))
+        ) as sim_url,
     ):
         files.target = sim_url
         env = _cluster_env(

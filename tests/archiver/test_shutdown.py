@@ -2,84 +2,37 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import threading
 import time
-from collections.abc import AsyncIterator, Iterator
-from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
-from starlette.routing import Route
 
-from scheduler.planner import align_down
 from simulator.app import create_app as create_simulator
-from simulator.config import SimulatorConfig
-from simulator.corpus import MessageCorpus
 from simulator.state import range_key
 from storage.layout import Window
 from storage.ledger import Ledger
 from storage.objectstore import open_store
 from storage.schema import STREAM
 from tests.harness import (
-    API_KEY,
     ServiceProcess,
     archived_as_api_records,
+    expected_messages,
+    loopback_simulator,
     read_archive,
+    recent_hours,
     service_env,
     wait_for_states,
 )
-from tests.servers import free_port, serve_in_thread
+from tests.servers import SlowFiles, free_port, serve_in_thread
 
 HOUR = timedelta(hours=1)
 SEED = 31
 PER_DAY = 480
 STOP_TIMEOUT = 40.0
-
-
-class SlowFiles:
-    """The simulator's export files, served slowly: the first bytes at once, the rest after
-    `stall` seconds, so a window is still being processed when the service is told to stop."""
-
-    def __init__(self, stall: float) -> None:
-        self.stall = stall
-        self.target = ""
-        self.started = threading.Event()
-
-    def app(self) -> Starlette:
-        async def serve_file(request: Request) -> Response:
-            async with httpx.AsyncClient() as client:
-                found = await client.get(f"{self.target}/files/{request.path_params['name']}")
-            if found.status_code != 200:
-                return Response(found.content, status_code=found.status_code)
-            payload = found.content
-
-            async def body() -> AsyncIterator[bytes]:
-                yield payload[:10]
-                self.started.set()
-                await asyncio.sleep(self.stall)
-                yield payload[10:]
-
-            return StreamingResponse(body(), media_type=found.headers.get("content-type"))
-
-        return Starlette(routes=[Route("/files/{name}", serve_file)])
-
-
-def _windows(count: int) -> list[Window]:
-    start = align_down(datetime.now(UTC), HOUR) - count * HOUR
-    return [Window(start + i * HOUR, start + (i + 1) * HOUR) for i in range(count)]
-
-
-def _expected(windows: list[Window]) -> dict[str, dict[str, object]]:
-    corpus = MessageCorpus(SEED, PER_DAY)
-    return {str(m["id"]): m for w in windows for m in corpus.between(w.start, w.end)}
 
 
 def _events(log_path: Path) -> list[str]:
@@ -88,18 +41,6 @@ def _events(log_path: Path) -> list[str]:
         if line.startswith("{"):
             events.append(json.loads(line)["event"])
     return events
-
-
-def _config(**faults: Any) -> SimulatorConfig:
-    base = SimulatorConfig(
-        api_key=API_KEY,
-        seed=SEED,
-        messages_per_day=PER_DAY,
-        allow_insecure_callbacks=True,
-        callback_delay=0.05,
-        callback_retry_delay=0.2,
-    )
-    return replace(base, **faults)
 
 
 @pytest.fixture
@@ -130,8 +71,10 @@ def test_sigterm_finishes_the_window_being_processed_and_exits_0(
     slow_files: tuple[SlowFiles, str], tmp_path: Path
 ) -> None:
     files, files_url = slow_files
-    windows = _windows(1)
-    with serve_in_thread(create_simulator(_config(public_url=files_url))) as simulator_url:
+    windows = recent_hours(1)
+    with serve_in_thread(
+        create_simulator(loopback_simulator(SEED, PER_DAY, public_url=files_url))
+    ) as simulator_url:
         files.target = simulator_url
         env = _env(simulator_url, tmp_path, windows)
         service = ServiceProcess(env, tmp_path / "serve.log").start()
@@ -150,15 +93,17 @@ def test_sigterm_finishes_the_window_being_processed_and_exits_0(
     assert "worker_stop_timeout" not in events
     assert record.state == "committed" and record.attempts == 1
     store = open_store(env["ARCHIVER_STORAGE_URL"])
-    assert archived_as_api_records(read_archive(store)) == _expected(windows)
+    assert archived_as_api_records(read_archive(store)) == expected_messages(SEED, PER_DAY, windows)
 
 
 def test_a_callback_that_arrives_while_stopped_is_taken_after_the_restart(
     tmp_path: Path,
 ) -> None:
-    windows = _windows(1)
+    windows = recent_hours(1)
     # The callback comes a second after the request and is retried for several seconds.
-    config = _config(callback_delay=1.0, callback_retries=40, callback_retry_delay=0.25)
+    config = loopback_simulator(
+        SEED, PER_DAY, callback_delay=1.0, callback_retries=40, callback_retry_delay=0.25
+    )
     with serve_in_thread(create_simulator(config)) as simulator_url:
         env = _env(simulator_url, tmp_path, windows)
         service = ServiceProcess(env, tmp_path / "serve.log").start()
@@ -180,14 +125,14 @@ def test_a_callback_that_arrives_while_stopped_is_taken_after_the_restart(
     assert record.attempts == 1
     assert _events(service.log_path).count("service_stopped") == 2
     store = open_store(env["ARCHIVER_STORAGE_URL"])
-    assert archived_as_api_records(read_archive(store)) == _expected(windows)
+    assert archived_as_api_records(read_archive(store)) == expected_messages(SEED, PER_DAY, windows)
 
 
 def test_sigterm_between_paced_requests_leaves_no_window_waiting_for_a_callback_timeout(
     tmp_path: Path,
 ) -> None:
-    windows = _windows(3)
-    with serve_in_thread(create_simulator(_config())) as simulator_url:
+    windows = recent_hours(3)
+    with serve_in_thread(create_simulator(loopback_simulator(SEED, PER_DAY))) as simulator_url:
         env = _env(simulator_url, tmp_path, windows, ARCHIVER_REQUEST_PACING="2s")
         service = ServiceProcess(env, tmp_path / "serve.log").start()
         try:
@@ -211,4 +156,4 @@ def test_sigterm_between_paced_requests_leaves_no_window_waiting_for_a_callback_
     # A request cut off on the wire is given back and may be sent once more; nothing else is.
     assert all(1 <= count <= 2 for count in counts) and sum(counts) <= len(windows) + 1
     store = open_store(env["ARCHIVER_STORAGE_URL"])
-    assert archived_as_api_records(read_archive(store)) == _expected(windows)
+    assert archived_as_api_records(read_archive(store)) == expected_messages(SEED, PER_DAY, windows)
