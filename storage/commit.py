@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
+from bisect import bisect_left
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -20,8 +21,9 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
-from storage.dedup import IdIndex
+from storage.dedup import Fingerprints, IdIndex
 from storage.layout import (
     Window,
     manifest_key,
@@ -33,7 +35,7 @@ from storage.manifest import Manifest, ManifestError, PartInfo, read_manifest
 from storage.objectstore import ObjectStore
 from storage.parquet_parts import LocalPart, PartWriter, rewrite_without
 from storage.records import Lineage, normalize_batch
-from storage.schema import STREAM
+from storage.schema import STREAM, UTC_MICROS
 
 __all__ = ["CommitResult", "PartInfo", "WriteOptions", "split_by_day", "write_window"]
 
@@ -122,6 +124,9 @@ def write_window(
         key = manifest_key(window, stream)
         store.put_bytes(key, manifest.to_json())
     deleted += _delete_stale(store, manifest, previous)
+    # Arrow's allocator keeps what a large window freed; the process would start the next
+    # window that much bigger (docs/performance.md).
+    pa.default_memory_pool().release_unused()
     return CommitResult(key, manifest.rows, manifest.rejects, parts, deleted)
 
 
@@ -144,7 +149,7 @@ def _stage(
 ) -> _Staged:
     """Writes local parts and the rejects file; removes superseded duplicates."""
     writer = PartWriter(tmp, options.part_bytes, options.row_group_bytes)
-    index = IdIndex()
+    prints = Fingerprints(tmp / "fingerprints.arrow")
     staged = _Staged([], 0, tmp / "rejects.jsonl", 0)
     start = pa.scalar(lineage.window.start, pa.timestamp("us", tz="UTC"))
     end = pa.scalar(lineage.window.end, pa.timestamp("us", tz="UTC"))
@@ -162,21 +167,54 @@ def _stage(
                 staged.outside_window += pc.sum(outside).as_py() or 0
                 for day, piece in split_by_day(normalized.batch):
                     placement = writer.write(day, piece)
-                    index.add(
-                        piece.column("id"),
-                        piece.column("updated_at"),
-                        placement.part,
-                        placement.offset,
-                    )
+                    prints.add(piece.column("id"), placement.part, placement.offset)
         staged.parts = writer.close()
     except BaseException:
         writer.abort()
+        prints.close()
         raise
-    for part_index, offsets in index.drops().items():
+    for part_index, offsets in _drops(staged.parts, prints.candidates()).items():
         staged.duplicates += len(offsets)
         rewrite_without(staged.parts[part_index], offsets)
     staged.parts = [part for part in staged.parts if part.rows]
     return staged
+
+
+def _drops(parts: list[LocalPart], candidates: list[tuple[int, int, int]]) -> dict[int, list[int]]:
+    """The rows to drop, decided on the candidate rows' ids and updated_at read back from
+    the parts (`candidates`: (part, offset, rows) runs in arrival order)."""
+    if not candidates:
+        return {}
+    wanted: dict[int, list[int]] = {}
+    for part, offset, rows in candidates:
+        wanted.setdefault(part, []).extend(range(offset, offset + rows))
+    columns = {part: _read_rows(parts[part].path, offsets) for part, offsets in wanted.items()}
+    index = IdIndex()
+    taken = dict.fromkeys(wanted, 0)
+    for part, offset, rows in candidates:
+        start, taken[part] = taken[part], taken[part] + rows
+        ids, updated_at = columns[part]
+        index.add(ids.slice(start, rows), updated_at.slice(start, rows), part, offset)
+    return index.drops()
+
+
+def _read_rows(path: Path, offsets: list[int]) -> tuple[pa.ChunkedArray, pa.ChunkedArray]:
+    """The id and updated_at of the rows at `offsets` (sorted) of a part, a row group at a time."""
+    source = pq.ParquetFile(path)
+    ids, updated = [], []
+    start = 0
+    for group in range(source.num_row_groups):
+        rows = source.metadata.row_group(group).num_rows
+        low, high = bisect_left(offsets, start), bisect_left(offsets, start + rows)
+        if low < high:
+            table = source.read_row_group(group, columns=["id", "updated_at"])
+            chosen = pa.array(offsets[low:high], pa.int64())
+            picked = table.take(pc.subtract(chosen, start))
+            ids += picked.column("id").chunks
+            updated += picked.column("updated_at").chunks
+        start += rows
+    source.close()
+    return pa.chunked_array(ids, pa.string()), pa.chunked_array(updated, UTC_MICROS)
 
 
 def _upload_parts(

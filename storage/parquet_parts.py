@@ -20,6 +20,10 @@ import pyarrow.parquet as pq
 
 from storage.schema import MESSAGE_SCHEMA
 
+_ROLE = MESSAGE_SCHEMA.get_field_index("role")
+# Buffered rows hold `role` as plain strings; it is dictionary-encoded once per row group.
+_BUFFERED_SCHEMA = MESSAGE_SCHEMA.set(_ROLE, pa.field("role", pa.string()))
+
 # Columns with few distinct values per row group; the rest (ids, text) are mostly unique and
 # would only pay for a dictionary that Parquet then abandons.
 DICTIONARY_COLUMNS = [
@@ -84,7 +88,7 @@ class PartWriter:
         part = self.parts[current.index]
         placement = Placement(current.index, part.rows)
         part.rows += batch.num_rows
-        current.buffer.append(batch)
+        current.buffer.append(_compact(batch))
         current.buffered_bytes += batch.nbytes
         self._buffered_bytes += batch.nbytes
         if current.buffered_bytes >= self.row_group_bytes:
@@ -120,10 +124,16 @@ class PartWriter:
     def _flush(self, day: date) -> None:
         current = self._open[day]
         if current.buffer:
-            table = pa.Table.from_batches(current.buffer, MESSAGE_SCHEMA)
-            current.writer.write_table(table, row_group_size=max(table.num_rows, 1))
-            self._buffered_bytes -= current.buffered_bytes
+            table = pa.Table.from_batches(current.buffer, _BUFFERED_SCHEMA)
             current.buffer = []
+            roles = pc.dictionary_encode(table.column(_ROLE).combine_chunks())
+            table = table.set_column(_ROLE, MESSAGE_SCHEMA.field(_ROLE), roles)
+            current.writer.write_table(table, row_group_size=max(table.num_rows, 1))
+            del table
+            # Give the row group's memory back now, before the next one fills up: Arrow's
+            # allocator would otherwise keep much of it (docs/performance.md).
+            pa.default_memory_pool().release_unused()
+            self._buffered_bytes -= current.buffered_bytes
             current.buffered_bytes = 0
         if current.sink.tell() >= self.part_bytes:
             self._finish(day)
@@ -132,6 +142,19 @@ class PartWriter:
         current = self._open.pop(day)
         current.writer.close()
         current.sink.close()
+
+
+def _compact(batch: pa.RecordBatch) -> pa.RecordBatch:
+    """The batch copied into a single allocation, with `role` as plain strings.
+
+    Buffered rows outlive the many small buffers they were decoded and normalized into; left
+    there, they pin the allocator's pages, and the process keeps far more memory than it
+    holds (tens of MB at a million rows, see docs/performance.md). One block per batch is
+    returned whole when the row group is written.
+    """
+    role = batch.column(_ROLE).cast(pa.string())
+    plain = batch.set_column(_ROLE, _BUFFERED_SCHEMA.field(_ROLE), role)
+    return pa.ipc.read_record_batch(plain.serialize(), _BUFFERED_SCHEMA)
 
 
 def rewrite_without(part: LocalPart, drop_offsets: list[int]) -> None:

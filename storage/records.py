@@ -80,7 +80,8 @@ def normalize_batch(batch: pa.RecordBatch, lineage: Lineage) -> Normalized:
             unknown[name] = values
 
     def column(name: str) -> pa.Array:
-        return known.get(name, pa.nulls(rows))
+        found = known.get(name)
+        return pa.nulls(rows) if found is None else found
 
     strings = {name: as_string(column(name)) for name in _STRING_COLUMNS}
     created_at, created_bad = as_timestamp(column("created_at"))
@@ -155,6 +156,12 @@ def as_timestamp(array: pa.Array) -> tuple[pa.Array, pa.Array]:
         return array.cast(pa.timestamp("us")).cast(UTC_MICROS), none_bad
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
         return pa.nulls(len(array), UTC_MICROS), pc.is_valid(array)
+    try:
+        # The usual case in one pass: the cast refuses surrounding space and empty strings,
+        # so when it succeeds, trimming and blanking would have changed nothing.
+        return array.cast(UTC_MICROS), none_bad
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        pass
     text = pc.utf8_trim_whitespace(array.cast(pa.string()))
     text = pc.if_else(pc.equal(text, ""), None, text)
     for target in (UTC_MICROS, pa.timestamp("us")):

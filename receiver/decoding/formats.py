@@ -8,24 +8,26 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, TypeVar
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
 
 from receiver.decoding.archives import GZIP_MAGIC, ZIP_MAGICS
 from receiver.decoding.errors import DecodeError
-from receiver.decoding.jsonscan import RecordScanner
+from receiver.decoding.jsonscan import RecordScanner, Resume
 from receiver.decoding.labels import field_for, map_header
-from receiver.decoding.rows import csv_batch, json_block_batch
+from receiver.decoding.lines import LineBlock, LineBlocks
+from receiver.decoding.rows import csv_batch, json_block_batch, json_lines_batch
 
 SNIFF_BYTES = 64 * 1024
 # A batch of JSON lines is parsed once it holds this many bytes, even if short of batch_rows.
 # Small enough that scanning the next batch overlaps parsing this one.
-JSON_CHUNK_BYTES = 8 * 1024 * 1024
+JSON_CHUNK_BYTES = 4 * 1024 * 1024
 # pyarrow reads up to 32 blocks ahead, so this bounds memory (~64 MiB) as well as the
 # largest CSV row (a message's content and raw content are at most 100000 characters each).
 CSV_BLOCK_BYTES = 2 * 1024 * 1024
@@ -33,6 +35,7 @@ _DELIMITERS = (",", ";", "\t", "|")
 _MIN_KNOWN_COLUMNS = 2
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
+_Parsed = TypeVar("_Parsed")
 
 
 @dataclass(frozen=True)
@@ -108,34 +111,115 @@ def describe(head: bytes) -> str:
 
 
 def json_batches(stream: IO[bytes], batch_rows: int) -> Iterator[pa.RecordBatch]:
-    """The records of a JSON or NDJSON stream, `batch_rows` (or 8 MiB) at a time.
+    """The records of a JSON or NDJSON stream, `batch_rows` (or 4 MiB) at a time.
 
-    Parsing a batch (pyarrow, which releases the GIL) overlaps with scanning the next one.
+    NDJSON is cut at its line breaks and checked by the parser (see `lines`); the exact
+    scanner frames everything else, and NDJSON from where the parser does not accept a block.
+    Parsing a batch (pyarrow, which releases the GIL) overlaps with reading the next one.
     """
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="json-decode") as parser:
-        pending: Future[pa.RecordBatch] | None = None
-        try:
-            for data, rows, first in _json_blocks(stream, batch_rows):
-                submitted = parser.submit(json_block_batch, data, rows, first)
-                if pending is not None:
-                    yield pending.result()
-                pending = submitted
+        scanner = RecordScanner(stream, hand_off_lines=True)
+        yield from _parsed(parser, _json_blocks(scanner, batch_rows, 0))
+        if scanner.handoff is None:
+            return
+        lines = LineBlocks(
+            scanner.handoff, stream, batch_rows=batch_rows, block_bytes=JSON_CHUNK_BYTES
+        )
+        yield from _line_batches(parser, lines, batch_rows)
+        rest = lines.rest()
+        if rest is not None:
+            replay, resume = rest
+            resumed = RecordScanner(replay, resume=resume)
+            yield from _parsed(parser, _json_blocks(resumed, batch_rows, resume.records))
+
+
+def _released(parse: Callable[..., _Parsed], *args: object) -> _Parsed:
+    """`parse(*args)`, after which the parser thread hands back the memory it no longer uses.
+
+    Arrow's allocator keeps freed memory per thread; the batches this thread made are freed
+    by another once written, and without this the process holds tens of MB more.
+    """
+    try:
+        return parse(*args)
+    finally:
+        pa.default_memory_pool().release_unused()
+
+
+def _parsed(
+    parser: ThreadPoolExecutor, blocks: Iterator[tuple[bytes, int, int]]
+) -> Iterator[pa.RecordBatch]:
+    """The batches of framed blocks, each parsed while the next one is framed."""
+    pending: Future[pa.RecordBatch] | None = None
+    try:
+        for data, rows, first in blocks:
+            submitted = parser.submit(_released, json_block_batch, data, rows, first)
             if pending is not None:
                 yield pending.result()
-        except DecodeError:
-            if pending is not None and not pending.cancelled():
-                pending.result()  # a problem earlier in the file is the one to report
-            raise
-        finally:
-            if pending is not None:
-                pending.cancel()
+            pending = submitted
+        if pending is not None:
+            yield pending.result()
+    except DecodeError:
+        if pending is not None and not pending.cancelled():
+            pending.result()  # a problem earlier in the file is the one to report
+        raise
+    finally:
+        if pending is not None:
+            pending.cancel()
 
 
-def _json_blocks(stream: IO[bytes], batch_rows: int) -> Iterator[tuple[bytes, int, int]]:
+def _line_batches(
+    parser: ThreadPoolExecutor, lines: LineBlocks, batch_rows: int
+) -> Iterator[pa.RecordBatch]:
+    """The batches of line blocks, each parsed while the next one is cut. A block the parser
+    does not accept is framed exactly on its own; one that cannot be (a record continues past
+    it, or an error) ends this, leaving the rest to the exact scanner."""
+    pending: deque[tuple[LineBlock, Future[pa.RecordBatch | None]]] = deque()
+
+    def settle() -> list[pa.RecordBatch] | None:
+        block, parsed = pending.popleft()
+        batch = parsed.result()
+        batches = [batch] if batch is not None else _framed(parser, block, batch_rows)
+        if batches is not None:
+            lines.accepted(block)
+        return batches
+
+    try:
+        for block in lines:
+            parsed = parser.submit(_released, json_lines_batch, block.data, block.rows)
+            pending.append((block, parsed))
+            while len(pending) > 1 or pending[0][1].done():
+                if (batches := settle()) is None:
+                    return
+                yield from batches
+                if not pending:
+                    break
+        while pending:
+            if (batches := settle()) is None:
+                return
+            yield from batches
+    finally:
+        for _, parsed in pending:
+            parsed.cancel()
+
+
+def _framed(
+    parser: ThreadPoolExecutor, block: LineBlock, batch_rows: int
+) -> list[pa.RecordBatch] | None:
+    """The block's records framed by the exact scanner, or None if they do not end with it."""
+    scanner = RecordScanner(io.BytesIO(block.data), resume=Resume(block.offset, block.first))
+    try:
+        return list(_parsed(parser, _json_blocks(scanner, batch_rows, block.first)))
+    except DecodeError:
+        return None
+
+
+def _json_blocks(
+    scanner: RecordScanner, batch_rows: int, first: int
+) -> Iterator[tuple[bytes, int, int]]:
     """(NDJSON block, rows, index of its first record), each at most `batch_rows` rows."""
     parts: list[bytes] = []
-    rows = size = first = 0
-    for data, count in RecordScanner(stream):
+    rows = size = 0
+    for data, count in scanner:
         while rows + count > batch_rows:
             take = batch_rows - rows
             cut = -1

@@ -17,6 +17,7 @@ import json
 import re
 import struct
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from typing import IO
 
 import pyarrow as pa
@@ -107,7 +108,26 @@ def value_end(buf: bytes, pos: int, final: bool) -> int:
 Block = tuple[bytes, int]
 
 
-def _validate_utf8(data: bytes) -> None:
+@dataclass(frozen=True)
+class Handoff:
+    """Where NDJSON starts, for a reader that cuts it at line breaks instead of framing each
+    record (`receiver.decoding.lines`): the buffered bytes from the first record on, their
+    offset in the stream, and the UTF-8 validation state; the rest is still in the stream."""
+
+    data: bytes
+    offset: int
+    partial: bytes
+
+
+@dataclass(frozen=True)
+class Resume:
+    """Where a scanner picks NDJSON up again: the stream's offset and the records before it."""
+
+    offset: int
+    records: int
+
+
+def _validate_utf8(data: bytes | memoryview) -> None:
     """Validates UTF-8 at memory speed (Arrow's validator), raising pa.ArrowInvalid."""
     offsets = pa.py_buffer(struct.pack("=ii", 0, len(data)))
     pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(data)]).validate(full=True)
@@ -129,9 +149,21 @@ class RecordScanner:
     """Yields the records of one JSON stream as (NDJSON block, number of records) pairs.
 
     A block is one or more record objects, one per line, joined by single line breaks.
+
+    With `hand_off_lines`, a stream found to be NDJSON (or objects one after another) is not
+    framed past its first record: iteration ends and `handoff` says where the records start,
+    for `lines.LineBlocks`. With `resume`, the scanner frames such objects from the middle of
+    a stream (the rest of one that `LineBlocks` could not cut).
     """
 
-    def __init__(self, stream: IO[bytes], chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(
+        self,
+        stream: IO[bytes],
+        chunk_bytes: int = CHUNK_BYTES,
+        *,
+        hand_off_lines: bool = False,
+        resume: Resume | None = None,
+    ) -> None:
         self._stream = stream
         self._chunk = chunk_bytes
         self._buf = b""
@@ -141,8 +173,17 @@ class RecordScanner:
         self._eof = False
         self._partial = b""  # a UTF-8 sequence split by the chunk boundary
         self.records = 0
+        self._hand_off = hand_off_lines
+        self._resume = resume is not None
+        if resume is not None:
+            self._offset, self.records = resume.offset, resume.records
+        self.handoff: Handoff | None = None
 
     def __iter__(self) -> Iterator[Block]:
+        if self._resume:
+            self._more()
+            yield from self._objects()
+            return
         self._more()
         if self._buf.startswith(_BOM):
             self._pos = len(_BOM)
@@ -153,16 +194,26 @@ class RecordScanner:
             yield from self._array("the top-level array")
             self._expect_end("after the top-level array")
         elif char == _LBRACE:
-            wrapped = yield from self._first_object()
-            if wrapped:
+            start = yield from self._first_object()
+            if start is None:
                 self._expect_end("after the object holding the messages")
                 return
-            while (char := self._skip_ws()) is not None:
-                if char != _LBRACE:
-                    raise self._error(f"expected a JSON object (NDJSON line), found {_show(char)}")
-                yield self._run(_NDJSON_RUN, array=False) or self._record()
+            if self._hand_off:
+                # NDJSON (or concatenated objects) from the first record on: see `Handoff`.
+                self.handoff = Handoff(self._buf[start:], self._offset + start, self._partial)
+                return
+            self.records += 1
+            yield self._one_line(self._buf[start : self._pos]), 1
+            yield from self._objects()
         else:
             raise self._error(f"expected JSON, found {_show(char)}")
+
+    def _objects(self) -> Iterator[Block]:
+        """The records of NDJSON, or of objects one after another, from the position on."""
+        while (char := self._skip_ws()) is not None:
+            if char != _LBRACE:
+                raise self._error(f"expected a JSON object (NDJSON line), found {_show(char)}")
+            yield self._run(_NDJSON_RUN, array=False) or self._record()
 
     def _error(self, reason: str) -> DecodeError:
         return DecodeError(f"{reason} at byte {self._offset + self._pos}")
@@ -288,10 +339,11 @@ class RecordScanner:
             if self._expect(b",]", f"between elements of {what}") == _RBRACKET:
                 return
 
-    def _first_object(self) -> Generator[Block, None, bool]:
+    def _first_object(self) -> Generator[Block, None, int | None]:
         """Frames the first top-level object: a wrapper (its array's elements are the records)
         or a record itself. A wrapper is an object with an array under one of WRAPPER_KEYS that
-        comes before any `id`/`chatId` key. Returns whether it was a wrapper."""
+        comes before any `id`/`chatId` key. Returns None for a wrapper, else where the record
+        starts in the buffer (it ends at the position)."""
         self._keep = self._pos
         self._pos += 1
         wrapper: str | None = None
@@ -317,12 +369,10 @@ class RecordScanner:
                 if self._expect(b",}", "between keys of the object") == _RBRACE:
                     break
         if wrapper is not None:
-            return True
+            return None
         assert self._keep is not None
         start, self._keep = self._keep, None
-        self.records += 1
-        yield self._one_line(self._buf[start : self._pos]), 1
-        return False
+        return start
 
     def _key(self) -> str:
         if self._skip_ws() != _QUOTE:

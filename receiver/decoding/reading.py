@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from pathlib import Path
+from typing import IO, cast
 
 import pyarrow as pa
 
@@ -29,6 +30,7 @@ from receiver.decoding.formats import (
     json_batches,
     sniff,
 )
+from receiver.decoding.readahead import ReadAhead
 
 MAX_LAYERS = 3  # e.g. a zip holding gzip files is two
 
@@ -62,6 +64,11 @@ def read_batches(
         yield from _read(open_file(path), path, 0, budget, batch_rows, scratch)
 
 
+def _ahead(stream: IO[bytes], depth: int) -> IO[bytes]:
+    """A decompressing stream read ahead in a thread (inflating overlaps with parsing)."""
+    return cast(IO[bytes], ReadAhead(stream)) if depth else stream
+
+
 def _read(
     opener: Opener,
     path: Path | None,
@@ -89,8 +96,8 @@ def _read(
                         raise
                     raise type(error)(f"zip member {name!r}: {error}") from None
     elif isinstance(found, Json):
-        with opener() as stream:
-            yield from json_batches(stream, batch_rows)
+        with opener() as stream, closing(_ahead(stream, depth)) as ahead:
+            yield from json_batches(ahead, batch_rows)
     elif isinstance(found, Csv):
         with opener() as stream:
             yield from csv_batches(stream, found, batch_rows)

@@ -11,7 +11,6 @@ would turn into a timestamp, arrives exactly as sent.
 
 from __future__ import annotations
 
-import io
 import json
 import re
 from collections.abc import Iterable
@@ -29,7 +28,11 @@ _KNOWN = frozenset(KNOWN_FIELDS)
 JSON_TEXT_METADATA = {b"encoding": b"json"}
 _KNOWN_SCHEMA = pa.schema([pa.field(name, pa.string()) for name in KNOWN_FIELDS])
 _PARSE = pa_json.ParseOptions(explicit_schema=_KNOWN_SCHEMA, unexpected_field_behavior="infer")
+_PARSE_KNOWN_ONLY = pa_json.ParseOptions(
+    explicit_schema=_KNOWN_SCHEMA, unexpected_field_behavior="error"
+)
 _SURROGATES = re.compile("[\ud800-\udfff]")
+_LEADING_SPACE = re.compile(rb"[ \t\r\n]*")
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 # Schema drift adds a field or two; thousands mean the records are not messages, and would cost
 # a column each.
@@ -64,24 +67,53 @@ def _batch(known: dict[str, pa.Array], unknown: dict[str, pa.Array], rows: int) 
     return pa.RecordBatch.from_arrays(arrays, schema=pa.schema(fields))
 
 
+def _read_known(data: bytes, parse_options: pa_json.ParseOptions = _PARSE) -> pa.Table | None:
+    """pyarrow's reading of JSON objects with known fields as strings; None if it refuses."""
+    try:
+        return pa_json.read_json(
+            pa.BufferReader(data),
+            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
+            parse_options=parse_options,
+        )
+    except pa.ArrowInvalid:
+        return None
+
+
+def _known_batch(table: pa.Table, rows: int) -> pa.RecordBatch:
+    table = table.combine_chunks()
+    return _batch({name: table.column(name).chunk(0) for name in KNOWN_FIELDS}, {}, rows)
+
+
 def json_block_batch(data: bytes, rows: int, first_record: int) -> pa.RecordBatch:
     """One batch from `rows` (at least one) JSON objects, one per line: pyarrow's parser when
     they hold only known fields as strings (the usual case), an exact per-line path otherwise."""
-    try:
-        table = pa_json.read_json(
-            io.BytesIO(data),
-            read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
-            parse_options=_PARSE,
-        )
-    except pa.ArrowInvalid:
-        table = None
+    table = _read_known(data)
     if table is not None and table.num_rows == rows and table.num_columns == len(_KNOWN):
-        table = table.combine_chunks()
-        return _batch({name: table.column(name).chunk(0) for name in KNOWN_FIELDS}, {}, rows)
+        return _known_batch(table, rows)
     lines = data.split(b"\n")
     if len(lines) != rows:
         raise AssertionError(f"a block of {rows} records has {len(lines)} lines")
     return _python_batch(lines, first_record)
+
+
+def json_lines_batch(data: bytes, rows: int) -> pa.RecordBatch | None:
+    """The batch of `rows` lines that hold one JSON object each, with known fields only (as
+    strings or null) and an `id`; None for anything else, which the exact scanner then frames.
+
+    pyarrow's parser crashes on some input the scanner never hands it: values nested
+    thousands deep (it stops at the first unknown field or non-string known one here, before
+    descending) and a block that starts with `null` (not parsed at all).
+    """
+    start = _LEADING_SPACE.match(data).end()  # type: ignore[union-attr]
+    if data[start : start + 1] != b"{":
+        return None
+    table = _read_known(data, _PARSE_KNOWN_ONLY)
+    if table is None or table.num_rows != rows or table.num_columns != len(_KNOWN):
+        return None
+    batch = _known_batch(table, rows)
+    if batch.column(0).null_count:
+        return None  # pyarrow reads a `null` line as a row of nulls, as it does `{}`
+    return batch
 
 
 def _python_batch(lines: list[bytes], first_record: int) -> pa.RecordBatch:

@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storage.dedup import IdIndex
+from storage.dedup import BUCKET_ROWS, Fingerprints, IdIndex, fingerprints
 from storage.schema import UTC_MICROS
 
 
@@ -52,13 +54,14 @@ def test_offsets_follow_each_batchs_place_in_its_part() -> None:
         max_size=30,
     ),
     st.lists(st.integers(1, 5), min_size=1, max_size=8),
+    st.sampled_from([BUCKET_ROWS, 1, 3]),
 )
 def test_drops_match_a_plain_model_of_keep_latest(
-    rows: list[tuple[str, int | None]], batch_sizes: list[int]
+    rows: list[tuple[str, int | None]], batch_sizes: list[int], bucket_rows: int
 ) -> None:
     """Rows arrive in batches spread over parts; exactly one row per id survives: the latest
-    updated_at, then the latest arrival."""
-    index = IdIndex()
+    updated_at, then the latest arrival. Large inputs are looked at in buckets (here tiny)."""
+    index = IdIndex(bucket_rows=bucket_rows)
     where: list[tuple[int, int]] = []
     part_rows = [0, 0, 0]
     position = 0
@@ -86,3 +89,59 @@ def test_drops_match_a_plain_model_of_keep_latest(
         part, offset = where[arrival]
         expected.setdefault(part, []).append(offset)
     assert index.drops() == {part: sorted(offsets) for part, offsets in expected.items()}
+
+
+def test_equal_ids_share_a_fingerprint_and_different_ones_do_not() -> None:
+    ids = [
+        "",
+        "a",
+        "a\0",
+        "0123456789abcdef",
+        "0123456789abcdeg",
+        "3f2c1e8a-5b7d-4c9e-8f1a-2b3c4d5e6f70",
+        "3f2c1e8a-5b7d-4c9e-8f1a-2b3c4d5e6f71",
+        "3f2c1e8b-5b7d-4c9e-8f1a-2b3c4d5e6f70",
+        "ünïcödé-ïd",
+    ]
+    prints = fingerprints(pa.array(ids + ids)).to_pylist()
+
+    assert prints[: len(ids)] == prints[len(ids) :]
+    assert len(set(prints)) == len(ids)
+    # Without short ids in the batch, the long ones are sliced as they are: same fingerprints.
+    long = [key for key in ids if len(key.encode()) >= 16]
+    assert fingerprints(pa.array(long)).to_pylist() == [prints[ids.index(key)] for key in long]
+
+
+def test_candidates_are_the_rows_of_repeated_ids_as_runs_in_arrival_order(
+    tmp_path: Path,
+) -> None:
+    prints = Fingerprints(tmp_path / "prints", bucket_rows=2)
+    prints.add(pa.array(["x", "y", "z", "w"]), part=0, offset=0)
+    prints.add(pa.array(["q", "y", "x"]), part=1, offset=0)
+    prints.add(pa.array(["w"]), part=0, offset=4)
+
+    assert prints.candidates() == [(0, 0, 2), (0, 3, 1), (1, 1, 2), (0, 4, 1)]
+
+
+def test_unique_ids_have_no_candidates(tmp_path: Path) -> None:
+    prints = Fingerprints(tmp_path / "prints", bucket_rows=3)
+    prints.add(pa.array([f"id-{n}" for n in range(20)]), part=0, offset=0)
+
+    assert prints.candidates() == []
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.text(alphabet="ab\0é", max_size=20), max_size=30),
+    st.sampled_from([BUCKET_ROWS, 1, 4]),
+)
+def test_every_row_of_a_repeated_id_is_a_candidate(ids: list[str], bucket_rows: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        prints = Fingerprints(Path(directory) / "prints", bucket_rows=bucket_rows)
+        prints.add(pa.array(ids[: len(ids) // 2], pa.string()), part=0, offset=0)
+        prints.add(pa.array(ids[len(ids) // 2 :], pa.string()), part=0, offset=len(ids) // 2)
+        runs = prints.candidates()
+
+    chosen = {offset + n for _, offset, rows in runs for n in range(rows)}
+
+    assert {n for n, key in enumerate(ids) if ids.count(key) > 1} <= chosen

@@ -38,6 +38,26 @@ def test_timestamps_with_any_offset_become_utc(text: str, expected: datetime) ->
     assert rows[0]["created_at"] == expected
 
 
+@pytest.mark.parametrize(
+    ("created", "expected"),
+    [
+        (" 2024-03-01T10:00:00Z", datetime(2024, 3, 1, 10, tzinfo=UTC)),
+        ("2024-03-01T10:00:00.5+01:00\t", datetime(2024, 3, 1, 9, 0, 0, 500000, tzinfo=UTC)),
+        ("", None),
+        ("   ", None),
+    ],
+)
+def test_space_around_a_timestamp_is_ignored_and_a_blank_one_is_missing(
+    created: str, expected: datetime | None
+) -> None:
+    rows, rejects = normalize(
+        [message(1, DAY, createdAt="2024-03-01T08:00:00Z"), message(2, DAY, createdAt=created)]
+    )
+
+    assert [row["created_at"] for row in rows][1:] == ([expected] if expected else [])
+    assert [reject["reason"] for reject in rejects] == ([] if expected else ["missing createdAt"])
+
+
 def test_a_bad_timestamp_in_a_batch_does_not_spoil_the_others() -> None:
     rows, rejects = normalize(
         [

@@ -1,0 +1,159 @@
+"""NDJSON cut at line breaks: what the exact scanner would give, whatever a block holds."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from receiver.decoding import DecodeError
+from receiver.decoding.jsonscan import Handoff, RecordScanner
+from receiver.decoding.lines import LineBlocks
+from tests.receiver.decoding.shapes import decoded
+
+ONE = {"id": "a", "chatId": "c", "content": "x {y} [z]"}
+
+
+def record(number: int, **fields: object) -> dict[str, object]:
+    return {"id": f"m{number}", "chatId": "c", **fields}
+
+
+def lines(*records: dict[str, object]) -> bytes:
+    return b"".join(json.dumps(r).encode() + b"\n" for r in records)
+
+
+def read(tmp_path: Path, data: bytes, batch_rows: int = 2) -> list[dict[str, object]]:
+    path = tmp_path / "export.ndjson"
+    path.write_bytes(data)
+    return decoded(path, batch_rows=batch_rows)
+
+
+def scanned(data: bytes) -> list[bytes]:
+    """The records as the exact scanner frames them, one per item."""
+    return [line for block, _ in RecordScanner(io.BytesIO(data)) for line in block.split(b"\n")]
+
+
+def test_many_blocks_give_every_record_in_order(tmp_path: Path) -> None:
+    records = [record(n, content=f"text {n} {{not json}}") for n in range(25)]
+
+    rows = read(tmp_path, lines(*records), batch_rows=3)
+
+    assert [row["id"] for row in rows] == [r["id"] for r in records]
+    assert [row["content"] for row in rows] == [r["content"] for r in records]
+
+
+def test_a_record_spread_over_lines_in_a_later_block_is_framed_exactly(tmp_path: Path) -> None:
+    pretty = json.dumps(record(3, content="spread"), indent=2).encode() + b"\n"
+    data = lines(record(0), record(1), record(2)) + pretty + lines(record(4), record(5))
+
+    rows = read(tmp_path, data, batch_rows=2)
+
+    assert [row["id"] for row in rows] == ["m0", "m1", "m2", "m3", "m4", "m5"]
+    assert rows[3]["content"] == "spread"
+
+
+def test_unknown_and_nested_fields_in_a_later_block_keep_their_values(tmp_path: Path) -> None:
+    data = lines(record(0), record(1), record(2, meta={"tags": [1, {"a": None}]}), record(3))
+
+    rows = read(tmp_path, data, batch_rows=2)
+
+    assert [row["id"] for row in rows] == ["m0", "m1", "m2", "m3"]
+    assert json.loads(str(rows[2]["meta"])) == {"tags": [1, {"a": None}]}
+    assert rows[3].get("meta") is None
+
+
+def test_blank_lines_and_crlf_between_blocks_lose_nothing(tmp_path: Path) -> None:
+    data = lines(record(0), record(1)).replace(b"\n", b"\r\n") + b"\r\n\n" + lines(record(2))
+
+    assert [row["id"] for row in read(tmp_path, data, batch_rows=1)] == ["m0", "m1", "m2"]
+
+
+@pytest.mark.parametrize(
+    ("tail", "reason"),
+    [
+        (b"null\n", "expected a JSON object (NDJSON line), found 'n' at byte 22"),
+        (b"[1]\n", "expected a JSON object (NDJSON line), found '[' at byte 22"),
+        (b'{"x":' + b"[" * 100 + b"]" * 100 + b"}\n", "nested deeper than 64"),
+        (b'{"x":' + b"[" * 50_000 + b"]" * 50_000 + b"}\n", "nested deeper than 64"),
+        (b'{"id": "a\tb"}\n', "record 2 is not valid JSON"),
+        (b'{"id":"a"} x\n', "expected a JSON object (NDJSON line), found 'x' at byte 33"),
+        (b'{"id":"a"\n', "truncated"),
+    ],
+)
+def test_a_bad_line_in_a_later_block_is_the_scanners_error(
+    tmp_path: Path, tail: bytes, reason: str
+) -> None:
+    data = b'{"id":"a"}\n{"id":"b"}\n' + tail
+
+    with pytest.raises(DecodeError, match=re.escape(reason)):
+        read(tmp_path, data, batch_rows=1)
+
+
+def blocks(data: bytes, block_bytes: int, accept: bool = True) -> tuple[list[bytes], LineBlocks]:
+    cutter = LineBlocks(
+        Handoff(b"", 0, b""),
+        io.BytesIO(data),
+        batch_rows=100,
+        block_bytes=block_bytes,
+        read_bytes=16,
+    )
+    out = []
+    for block in cutter:
+        out.append(block.data)
+        if accept:
+            cutter.accepted(block)
+    return out, cutter
+
+
+def test_blocks_are_whole_lines_and_nothing_is_left_once_all_are_accepted() -> None:
+    data = lines(*(record(n) for n in range(9)))
+
+    cut, cutter = blocks(data, block_bytes=64)
+
+    assert b"\n".join(cut) + b"\n" == data
+    assert all(len(block) <= 64 for block in cut[:-1])
+    assert cutter.rest() is None
+
+
+def test_the_scanner_resumes_at_the_oldest_block_not_accepted() -> None:
+    data = lines(*(record(n) for n in range(9)))
+    _, cutter = blocks(data, block_bytes=64, accept=False)
+
+    rest = cutter.rest()
+
+    assert rest is not None
+    replay, resume = rest
+    assert (resume.offset, resume.records) == (0, 0)
+    assert scanned(replay.read()) == scanned(data)
+
+
+def test_a_line_longer_than_a_block_hands_over_to_the_scanner() -> None:
+    long = record(2, content="z" * 200)
+    data = lines(record(0), record(1), long, record(3))
+
+    cut, cutter = blocks(data, block_bytes=64)
+    rest = cutter.rest()
+
+    assert rest is not None
+    replay, resume = rest
+    assert resume.records == len(b"\n".join(cut).split(b"\n"))
+    assert resume.offset == len(b"\n".join(cut)) + 1
+    framed = list(RecordScanner(replay, resume=resume))
+    assert [json.loads(line)["id"] for block, _ in framed for line in block.split(b"\n")] == [
+        f"m{n}" for n in range(resume.records, 4)
+    ]
+
+
+def test_invalid_utf8_after_the_first_read_is_reported_at_its_byte() -> None:
+    data = b'{"id":"a"}\n' * 10 + b'{"id":"\xff"}\n' + b'{"id":"b"}\n'
+    _, cutter = blocks(data, block_bytes=32)
+
+    rest = cutter.rest()
+
+    assert rest is not None
+    replay, resume = rest
+    with pytest.raises(DecodeError, match="invalid UTF-8 at byte 117"):
+        list(RecordScanner(replay, resume=resume))
