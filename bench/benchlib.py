@@ -12,11 +12,9 @@ import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -25,12 +23,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
+from archiver.embedded import free_port, running
 from simulator.corpus import MessageCorpus
 from simulator.files import write_export
 from storage.layout import Window
@@ -88,31 +86,12 @@ def warmup_file(data_dir: Path) -> Path:
     return export_file(data_dir, WARMUP_MESSAGES, window=WARMUP_WINDOW)
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextmanager
 def serve_app(app: Starlette) -> Iterator[str]:
     """An ASGI app under uvicorn in a thread of this process; yields its base URL."""
     port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
-    )
-    thread = threading.Thread(target=server.run, name="bench-http", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the link server did not start")
-        time.sleep(0.02)
-    try:
+    with running(app, "127.0.0.1", port):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=15)
 
 
 class _FileResponse(FileResponse):
