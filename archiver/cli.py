@@ -12,6 +12,7 @@ from archiver.settings import SettingsError, load_settings, parse_instant
 from storage.ddl import DIALECTS
 from storage.ledger import LedgerError
 from storage.objectstore import StoreError
+from storage.redaction import add_secret, redact
 
 
 def _instant(text: str) -> object:
@@ -76,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args)
     except (SettingsError, LedgerError, StoreError, CommandError) as error:
-        print(f"chat-archiver: error: {error}", file=sys.stderr)
+        print(redact(f"chat-archiver: error: {error}"), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("chat-archiver: interrupted; run the command again to continue", file=sys.stderr)
@@ -89,6 +90,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(days=args.days, archive=args.archive)
     settings = load_settings(config_file=args.config)
+    add_secret(settings.api_key)
     if args.command == "serve":
         from archiver.commands.serve import serve
 

@@ -25,6 +25,7 @@ from scheduler.schedule import build_scheduler
 from storage.commit import WriteOptions
 from storage.ledger import Ledger
 from storage.objectstore import ObjectStore
+from storage.redaction import add_secret, redact
 
 log = logging.getLogger("chat_archiver.service")
 
@@ -83,6 +84,7 @@ def requester_for(settings: Settings, ledger: Ledger, client: ExportClient) -> R
 
 def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Starlette:
     """The ASGI app; its lifespan starts and stops the worker and the scheduler."""
+    add_secret(settings.api_key)
     client = export_client(settings)
     requester = requester_for(settings, ledger, client)
     worker = ProcessingWorker(
@@ -106,11 +108,11 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
         try:
             await asyncio.to_thread(ledger.ping)
         except Exception as error:  # noqa: BLE001 - reported, not raised
-            problems.append(f"ledger unreachable: {error}")
+            problems.append(redact(f"ledger unreachable: {error}"))
         try:
             await asyncio.to_thread(store.size, "_readyz")
         except Exception as error:  # noqa: BLE001 - reported, not raised
-            problems.append(f"object store unreachable: {error}")
+            problems.append(redact(f"object store unreachable: {error}"))
         if not problems and await asyncio.to_thread(requester.key_rejected):
             problems.append("the upstream rejected the API key; set a valid ARCHIVER_API_KEY")
         return problems

@@ -28,9 +28,10 @@ from receiver.decoding.download import (
     DownloadPolicy,
     DownloadRefused,
     DownloadTooLarge,
-    download,
 )
+from receiver.export_file import fetch_export_file
 from receiver.metrics import DOWNLOAD_BYTES, ROWS_REJECTED, ROWS_WRITTEN, WINDOWS_PROCESSED
+from receiver.spool import disk_full_is_spool_full
 from storage.commit import WriteOptions, write_window
 from storage.layout import raw_meta_key
 from storage.ledger import Ledger, ProcessingClaim
@@ -79,7 +80,8 @@ def process_claim(
     """Takes a claimed window to committed, quarantined or due again; records it in the ledger."""
     with tempfile.TemporaryDirectory(dir=config.tmp_dir, prefix="window-") as work_dir:
         work = Path(work_dir)
-        outcome = _decode_and_write(claim, store, config, work)
+        with disk_full_is_spool_full(work, "processing the window"):
+            outcome = _decode_and_write(claim, store, config, work)
     now = datetime.now(UTC)
     fields = {
         "window": str(claim.window),
@@ -126,16 +128,19 @@ def _decode_and_write(
     if isinstance(payload, FailureNotice):
         return Outcome("retry", f"the upstream reported a failed export: {payload.reason}")
     if isinstance(payload, LinkNotice):
-        data = work / "download"
         try:
-            size = download(payload.url, data, config.download)
+            fetched = fetch_export_file(
+                store, claim.raw_key, payload.url, work / "download", config.download
+            )
         except DownloadTooLarge as error:
             return Outcome("retry", f"download abandoned: {error}")
         except DownloadRefused as error:
             return Outcome("quarantined", f"download link refused: {error}")
         except DownloadError as error:
             return Outcome("retry", f"download failed: {error}")
-        DOWNLOAD_BYTES.inc(size)
+        if fetched.downloaded:
+            DOWNLOAD_BYTES.inc(fetched.size)
+        data = fetched.path
     else:
         assert isinstance(payload, InlineFile)
         data = payload.path

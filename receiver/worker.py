@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 
 from receiver.metrics import PROCESSING_SECONDS, WINDOWS_PROCESSED
 from receiver.processing import ProcessingConfig, process_claim
+from receiver.spool import SpoolFull
 from storage.ledger import Ledger, ProcessingClaim
 from storage.objectstore import ObjectStore
 
@@ -118,6 +119,9 @@ class ProcessingWorker:
         WINDOWS_PROCESSED.labels("error").inc()
         failures = self._failures.get(claim.window_id, 0) + 1
         self._failures[claim.window_id] = failures
+        if isinstance(error, SpoolFull) and failures >= self._config.max_attempts:
+            await self._quarantine_spool_full(claim, error, failures)
+            return
         delay = min(self._poll_interval * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
         log.error(
             "window_processing_error",
@@ -138,6 +142,29 @@ class ProcessingWorker:
                 "worker_back_off_failed",
                 extra={"reason": f"{type(lease_error).__name__}: {lease_error}"},
             )
+
+    async def _quarantine_spool_full(
+        self, claim: ProcessingClaim, error: SpoolFull, failures: int
+    ) -> None:
+        """A spool too small for this window will stay too small: after repeated tries the
+        window is quarantined with what it needs, for an operator to free space and replay."""
+        reason = f"{error} (tried {failures} times)"
+        try:
+            await asyncio.to_thread(
+                self._ledger.quarantine, claim, reason=reason, now=datetime.now(UTC)
+            )
+        except Exception as ledger_error:  # noqa: BLE001 - the window stays received; retried
+            log.error(
+                "worker_quarantine_failed",
+                extra={"reason": f"{type(ledger_error).__name__}: {ledger_error}"},
+            )
+            return
+        self._failures.pop(claim.window_id, None)
+        WINDOWS_PROCESSED.labels("quarantined").inc()
+        log.error(
+            "window_quarantined",
+            extra={"window": str(claim.window), "export_id": claim.export_id, "detail": reason},
+        )
 
     def _keep_lease(self, claim: ProcessingClaim, done: threading.Event) -> None:
         interval = max(self._lease.total_seconds() / 3, 1.0)

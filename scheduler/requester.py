@@ -20,6 +20,7 @@ from scheduler.client import (
 from scheduler.metrics import EXPORT_REQUESTS, WINDOWS_PLANNED
 from scheduler.planner import plan_windows, split_window
 from storage.ledger import ExportAttempt, Ledger
+from storage.redaction import add_token
 from storage.schema import STREAM
 
 log = logging.getLogger("chat_archiver.scheduler")
@@ -146,6 +147,7 @@ class Requester:
     async def _send(self, attempt: ExportAttempt, report: TickReport) -> str | None:
         """Returns why requesting must stop for now, or None to go on."""
         url = callback_url(self._public_url, attempt.export_id, attempt.token)
+        add_token(attempt.token)
         fields = {
             "window": str(attempt.window),
             "export_id": attempt.export_id,

@@ -24,7 +24,8 @@ Fault switches (SimulatorConfig fields, or keys of POST /_sim/faults):
 (`{"status": 429|500|502|503|504, "count": n, "retry_after": s}`), `failure_notices`
 (n, or `{"count", "error"}`: the next n callbacks are `{"status": "failed", "error"}`),
 `callback_shape` (link-ndjson-gz, link-json, link-csv, link-zip-ndjson, inline-json,
-inline-ndjson), `expire_links` (every link answers 410).
+inline-ndjson), `expire_links` (every link answers 410), `link_ttl` (seconds a link lives),
+`echo_requests` (error answers and failure notices repeat the key and the callback URL).
 """
 
 from __future__ import annotations
@@ -152,6 +153,11 @@ async def request_export(request: Request) -> Response:
         )
     except ApiError as error:
         sim.state.record_export_request(entry | {"status": error.status}, _loose_key(fields, now))
+        if sim.state.echoes_requests():
+            error.message += (
+                f" Request: authorization={request.headers.get('authorization')!r}, "
+                f"callbackUrl={fields.get('callbackUrl')!r}."
+            )
         return error.response()
     sim.state.record_export_request(entry | {"status": 200}, range_key(export.start, export.end))
     sim.state.add_exported(export.start, export.end)
@@ -254,7 +260,9 @@ async def download(request: Request) -> Response:
     sim = _simulator(request)
     name = request.path_params["name"]
     try:
-        stored = sim.files.get(name, force_expired=sim.state.links_expired())
+        stored = sim.files.get(
+            name, force_expired=sim.state.links_expired(), ttl=sim.state.link_ttl()
+        )
     except LinkGone:
         return JSONResponse({"error": "This download link has expired."}, status_code=410)
     if stored is None:

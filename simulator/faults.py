@@ -9,6 +9,8 @@
 | `failure_notices: n \\| {"count", "error"}` | the next n callbacks are `{"status": "failed", "error": ...}` |
 | `callback_shape: name` | how the export reaches the callback (see config.CALLBACK_SHAPES) |
 | `expire_links: true` | every download link answers 410 Gone |
+| `link_ttl: seconds` | download links expire this long after their file was published |
+| `echo_requests: true` | error answers and failure notices repeat the request's `authorization` header and `callbackUrl`, as a careless platform's debug text would |
 """  # noqa: E501
 
 from __future__ import annotations
@@ -46,10 +48,16 @@ class Faults:
     failure_error: str = DEFAULT_FAILURE
     callback_shape: str = "link-ndjson-gz"
     expire_links: bool = False
+    link_ttl: float = 3600.0
+    echo_requests: bool = False
 
     @classmethod
     def from_config(cls, config: SimulatorConfig) -> Faults:
-        faults = cls(callback_delay=config.callback_delay, callback_shape=config.callback_shape)
+        faults = cls(
+            callback_delay=config.callback_delay,
+            callback_shape=config.callback_shape,
+            link_ttl=config.link_ttl,
+        )
         faults.merge(
             {
                 "duplicate_callbacks": config.duplicate_callbacks,
@@ -81,10 +89,14 @@ class Faults:
                 if value not in CALLBACK_SHAPES:
                     raise FaultError(f"callback_shape must be one of {', '.join(CALLBACK_SHAPES)}")
                 changes[key] = value
-            elif key == "expire_links":
+            elif key in ("expire_links", "echo_requests"):
                 if not isinstance(value, bool):
-                    raise FaultError("expire_links must be true or false")
+                    raise FaultError(f"{key} must be true or false")
                 changes[key] = value
+            elif key == "link_ttl":
+                if _seconds(key, value) <= 0:
+                    raise FaultError("link_ttl must be a positive number of seconds")
+                changes[key] = float(value)
             else:
                 raise FaultError(f"unknown fault switch {key!r}")
         for key, value in changes.items():
@@ -123,6 +135,8 @@ class Faults:
             "failure_error": self.failure_error,
             "callback_shape": self.callback_shape,
             "expire_links": self.expire_links,
+            "link_ttl": self.link_ttl,
+            "echo_requests": self.echo_requests,
         }
 
 

@@ -9,6 +9,7 @@ from archiver.settings import Settings
 from archiver.status_report import status_document, status_text
 from scheduler.requester import KEY_REJECTED, key_fingerprint
 from storage.ledger import Ledger
+from storage.redaction import redact
 from storage.schema import STREAM
 
 
@@ -23,5 +24,5 @@ def status(settings: Settings, *, as_json: bool) -> int:
         settings.api_key is None or rejected == key_fingerprint(settings.api_key)
     )
     document = status_document(summary, datetime.now(UTC), api_key_rejected=key_rejected)
-    print(json.dumps(document, indent=2) if as_json else status_text(document))
+    print(redact(json.dumps(document, indent=2) if as_json else status_text(document)))
     return 0
