@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import errno
 import shutil
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,14 +23,23 @@ class SpoolFull(Exception):
     once space is freed, so the window is quarantined after repeated tries with this reason."""
 
     def __init__(self, directory: Path, needed: int | None, available: int, what: str) -> None:
-        need = f"needs {human_size(needed)}" if needed else "needs more"
+        need = (
+            f"needs {human_size(needed)}" if needed else f"needs more than {human_size(available)}"
+        )
         super().__init__(
-            f"spool full: {what} {need} of spool in {directory}, has {human_size(available)} free; "
+            f"spool full: {what} {need} of spool in {spool_root(directory)}, has "
+            f"{human_size(available)} free; "
             "free space there or point TMPDIR at a larger disk, then replay"
         )
         self.directory = directory
         self.needed = needed
         self.available = available
+
+
+def spool_root(directory: Path) -> Path:
+    """The spool an operator configures (TMPDIR), rather than one window's work directory."""
+    root = Path(tempfile.gettempdir())
+    return root if directory.is_relative_to(root) else directory
 
 
 def human_size(count: int | None) -> str:

@@ -153,12 +153,7 @@ async def request_export(request: Request) -> Response:
         )
     except ApiError as error:
         sim.state.record_export_request(entry | {"status": error.status}, _loose_key(fields, now))
-        if sim.state.echoes_requests():
-            error.message += (
-                f" Request: authorization={request.headers.get('authorization')!r}, "
-                f"callbackUrl={fields.get('callbackUrl')!r}."
-            )
-        return error.response()
+        return _echoed(sim, request, error, fields.get("callbackUrl")).response()
     sim.state.record_export_request(entry | {"status": 200}, range_key(export.start, export.end))
     sim.state.add_exported(export.start, export.end)
     link_base = (sim.config.public_url or str(request.base_url)).rstrip("/")
@@ -166,6 +161,16 @@ async def request_export(request: Request) -> Response:
         ExportJob(export.start, export.end, export.callback_url, export.language, link_base)
     )
     return JSONResponse({"message": EXPORT_STARTED})
+
+
+def _echoed(sim: Simulator, request: Request, error: ApiError, callback_url: object) -> ApiError:
+    """With `echo_requests`, the error repeats the request's key and callback URL."""
+    if sim.state.echoes_requests():
+        error.message += (
+            f" Request: authorization={request.headers.get('authorization')!r}, "
+            f"callbackUrl={callback_url!r}."
+        )
+    return error
 
 
 def _loose_key(fields: dict[str, Any], now: datetime) -> str:
@@ -192,7 +197,7 @@ async def list_messages(request: Request) -> Response:
         if not in_corpus and not sim.state.has_posted_chat(query.chat_id):
             raise chat_not_found()
     except ApiError as error:
-        return error.response()
+        return _echoed(sim, request, error, None).response()
     messages = await anyio.to_thread.run_sync(_chat_messages, sim, query, in_corpus)
     return JSONResponse(messages)
 

@@ -65,6 +65,7 @@ class Faults:
                 "fail_export_requests": config.fail_export_requests,
                 "failure_notices": config.failure_notices,
                 "expire_links": config.expire_links,
+                "echo_requests": config.echo_requests,
             }
         )
         return faults
