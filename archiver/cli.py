@@ -68,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     ddl.add_argument("--dialect", choices=DIALECTS, required=True)
     ddl.add_argument("--table", default="chat_messages")
 
+    prune = commands.add_parser(
+        "prune-raw", help="delete raw objects older than ARCHIVER_RAW_RETENTION"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+
     commands.add_parser("check", help="check configuration, ledger, bucket and API key")
     return parser
 
@@ -117,6 +122,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from archiver.commands.archive import ddl
 
         return ddl(settings, dialect=args.dialect, table=args.table)
+    if args.command == "prune-raw":
+        from archiver.commands.archive import prune_raw_command
+
+        return prune_raw_command(settings, dry_run=args.dry_run)
     if args.command == "check":
         from archiver.commands.check import check
 

@@ -1,6 +1,7 @@
 """The export file behind a link is kept in `_raw/`, so `replay` never needs the link: after the
 simulator's link expired, replay rebuilds identical parts; with the kept file gone too, replay
-leaves the committed window alone and says so in one line."""
+leaves the committed window alone and says so in one line. `prune-raw` bounds `_raw/` without
+touching what a quarantined window needs."""
 
 from __future__ import annotations
 
@@ -40,12 +41,13 @@ def simulator_url() -> Iterator[str]:
         yield url
 
 
-def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _cli(home: Path, *args: str, **settings: str) -> subprocess.CompletedProcess[str]:
     env = {
         "ARCHIVER_LEDGER_URL": f"sqlite:///{home}/ledger.db",
         "ARCHIVER_STORAGE_URL": f"file://{home}/archive",
         "ARCHIVER_ALLOW_INSECURE_CALLBACKS": "1",
         "ARCHIVER_DOWNLOAD_ALLOW_PRIVATE": "1",
+        **settings,
     }
     return subprocess.run(
         [sys.executable, "-m", "archiver.cli", *args],
@@ -147,3 +149,32 @@ def _read_parts(store: ObjectStore, window: Window) -> pa.Table:
     return pa.concat_tables(
         pq.read_table(io.BytesIO(store.get_bytes(part["key"]))) for part in _parts(store, window)
     )
+
+
+def test_prune_raw_deletes_what_committed_windows_no_longer_need_and_keeps_quarantined(
+    tmp_path: Path, simulator_url: str
+) -> None:
+    window, _, _ = _archive_once(tmp_path, simulator_url)
+    stuck = Window(window.start - HOUR, window.start)
+    with running_service(tmp_path) as service:
+        attempt = service.export_for(stuck)
+        httpx.post(service.callback_url(attempt), content=b"\x00 not an export").raise_for_status()
+        deadline = time.monotonic() + 20
+        while (record := service.ledger.window(STREAM, stuck)) and record.state != "quarantined":
+            assert time.monotonic() < deadline, record
+            time.sleep(0.05)
+    store = open_store(f"file://{tmp_path}/archive")
+    assert len(list(store.list("_raw/"))) == 5
+    newest = max(info.key for info in store.list("_raw/"))
+    received = datetime.strptime(newest.rsplit("/", 1)[1][:22], "%Y%m%dT%H%M%S%fZ")
+    while datetime.now(UTC) < received.replace(tzinfo=UTC) + timedelta(seconds=1.1):
+        time.sleep(0.05)
+
+    pruned = _cli(tmp_path, "prune-raw", ARCHIVER_RAW_RETENTION="1s")
+
+    assert pruned.returncode == 0, pruned.stderr
+    assert "deleted 3 objects" in pruned.stdout and "kept 2" in pruned.stdout
+    left = [info.key for info in store.list("_raw/")]
+    assert len(left) == 2 and all(key.startswith(f"_raw/{attempt.export_id}/") for key in left)
+    status = json.loads(_cli(tmp_path, "status", "--json").stdout)
+    assert (status["raw_store"]["objects"], status["by_state"]["committed"]) == (2, 1)
