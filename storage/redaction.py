@@ -4,10 +4,11 @@ Logs, the ledger's `reason`s (before they are stored), `status`, `check` and err
 pass through `redact`, which replaces the API key and every callback token with `***`.
 
 Secrets are registered process-wide as they become known: the API key when settings are
-loaded, each callback token when it is minted. Tokens this process never saw (another replica's,
-an attacker's guesses) are still caught where they appear as the last segment of a callback URL,
-and any text that looks like a minted token (43 url-safe characters, letters and digits mixed)
-is masked too. It lives in `storage`, which imports nothing of ours, so every package may use it.
+loaded, each callback token when it is sent to the upstream. Tokens this process never saw
+(another replica's, an attacker's guesses) are still caught where they appear as the last
+segment of a callback URL. Reasons are redacted before the ledger stores them, so a command run
+in another process shows them masked too. It lives in `storage`, which imports nothing of ours,
+so every package may use it.
 """
 
 from __future__ import annotations
@@ -25,11 +26,6 @@ _MAX_TOKENS = 10_000  # the newest tokens are kept; older ones are still caught 
 _CALLBACK_TOKEN = re.compile(
     r"(callbacks(?:/|%2F)[^/\s\"'?#%]+(?:/|%2F))[A-Za-z0-9_-]+", re.IGNORECASE
 )
-# What `secrets.token_urlsafe(32)` mints: 43 url-safe characters.
-_TOKEN_SHAPE = re.compile(
-    r"(?<![A-Za-z0-9_-])(?=[A-Za-z0-9_-]*\d)(?=[A-Za-z0-9_-]*[A-Za-z])[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])"
-)
-
 _lock = threading.Lock()
 _keys: set[str] = set()
 _tokens: OrderedDict[str, None] = OrderedDict()
@@ -65,8 +61,7 @@ def redact(text: str) -> str:
         quoted = quote(secret, safe="")
         if quoted != secret and quoted in text:
             text = text.replace(quoted, MASK)
-    text = _CALLBACK_TOKEN.sub(lambda match: match.group(1) + MASK, text)
-    return _TOKEN_SHAPE.sub(MASK, text)
+    return _CALLBACK_TOKEN.sub(lambda match: match.group(1) + MASK, text)
 
 
 def redact_value(value: Any) -> Any:
