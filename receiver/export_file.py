@@ -19,6 +19,7 @@ from typing import Any
 from receiver.decoding import DecodeError, DownloadError, DownloadPolicy, LinkNotice, classify
 from receiver.decoding.download import download_with_digest
 from receiver.spool import ensure_room
+from storage.errors import PermanentError
 from storage.layout import raw_download_key, raw_meta_key
 from storage.objectstore import ObjectStore, StoreError
 
@@ -35,7 +36,7 @@ class ExportFile:
     downloaded: bool  # False: read from the kept copy in _raw/
 
 
-class SourceMissing(Exception):
+class SourceMissing(PermanentError):
     """What a window would be rebuilt from is not in `_raw/`, and cannot be fetched now."""
 
 

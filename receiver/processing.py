@@ -23,16 +23,12 @@ from receiver.decoding import (
     classify,
     read_batches,
 )
-from receiver.decoding.download import (
-    DownloadError,
-    DownloadPolicy,
-    DownloadRefused,
-    DownloadTooLarge,
-)
+from receiver.decoding.download import DownloadError, DownloadPolicy
 from receiver.export_file import fetch_export_file
 from receiver.metrics import DOWNLOAD_BYTES, ROWS_REJECTED, ROWS_WRITTEN, WINDOWS_PROCESSED
 from receiver.spool import disk_full_is_spool_full
 from storage.commit import WriteOptions, write_window
+from storage.errors import ErrorKind
 from storage.layout import raw_meta_key
 from storage.ledger import Ledger, ProcessingClaim
 from storage.objectstore import ObjectStore
@@ -82,25 +78,16 @@ def process_claim(
         work = Path(work_dir)
         with disk_full_is_spool_full(work, "processing the window"):
             outcome = _decode_and_write(claim, store, config, work)
+    # The ledger's lifecycle logs each transition (window_committed, window_quarantined, ...).
     now = datetime.now(UTC)
-    fields = {
-        "window": str(claim.window),
-        "export_id": claim.export_id,
-        "callback_id": claim.callback_id,
-        "detail": outcome.detail,
-    }
     if outcome.kind == "committed":
         ledger.commit(
             claim, rows=outcome.rows, rejects=outcome.rejects, manifest_key=outcome.detail, now=now
         )
         ROWS_WRITTEN.inc(outcome.rows)
         ROWS_REJECTED.inc(outcome.rejects)
-        log.info(
-            "window_committed", extra=fields | {"rows": outcome.rows, "rejects": outcome.rejects}
-        )
     elif outcome.kind == "quarantined":
         ledger.quarantine(claim, reason=outcome.detail, now=now)
-        log.error("window_quarantined", extra=fields)
     elif outcome.kind == "retry":
         ledger.attempt_failed(
             claim,
@@ -109,7 +96,6 @@ def process_claim(
             max_attempts=config.max_attempts,
             retry_at=now + config.retry_delay,
         )
-        log.warning("export_attempt_failed", extra=fields)
     WINDOWS_PROCESSED.labels(outcome.kind).inc()
     return outcome
 
@@ -132,11 +118,9 @@ def _decode_and_write(
             fetched = fetch_export_file(
                 store, claim.raw_key, payload.url, work / "download", config.download
             )
-        except DownloadTooLarge as error:
-            return Outcome("retry", f"download abandoned: {error}")
-        except DownloadRefused as error:
-            return Outcome("quarantined", f"download link refused: {error}")
         except DownloadError as error:
+            if error.kind is ErrorKind.PERMANENT:
+                return Outcome("quarantined", f"download link refused: {error}")
             return Outcome("retry", f"download failed: {error}")
         if fetched.downloaded:
             DOWNLOAD_BYTES.inc(fetched.size)

@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from storage.errors import TransientError
+
 RESERVE_BYTES = 64 * 1024 * 1024  # left free for everyone else; at most a tenth of the disk
 
 
-class SpoolFull(Exception):
+class SpoolFull(TransientError):
     """The spool has too little free disk for what processing must write. Retrying helps only
-    once space is freed, so the window is quarantined after repeated tries with this reason."""
+    once space is freed, so the worker retries with back-off like any transient error, but
+    quarantines the window after ARCHIVER_MAX_ATTEMPTS tries with this reason."""
 
     def __init__(self, directory: Path, needed: int | None, available: int, what: str) -> None:
         need = (

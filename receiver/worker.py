@@ -159,12 +159,9 @@ class ProcessingWorker:
                 extra={"reason": f"{type(ledger_error).__name__}: {ledger_error}"},
             )
             return
+        # The ledger's lifecycle logs the transition (window_quarantined).
         self._failures.pop(claim.window_id, None)
         WINDOWS_PROCESSED.labels("quarantined").inc()
-        log.error(
-            "window_quarantined",
-            extra={"window": str(claim.window), "export_id": claim.export_id, "detail": reason},
-        )
 
     def _keep_lease(self, claim: ProcessingClaim, done: threading.Event) -> None:
         interval = max(self._lease.total_seconds() / 3, 1.0)

@@ -3,6 +3,7 @@ that exercise the receiver without the cost of a subprocess."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -27,16 +28,25 @@ class RunningService:
     settings: Settings
 
     def export_for(self, window: Window) -> ExportAttempt:
-        """A window in state `requested` with a live export id and token, as after a request."""
+        """A window in state `requested` with a live export id and token, as after a request.
+
+        The service's own start-up tick may claim the window first (and, with no upstream, put
+        it back for later); then it is made due again and claimed once more."""
         self.ledger.plan(STREAM, [window])
-        self.ledger.force_due(STREAM, [window], include_committed=True, now=datetime.now(UTC))
-        [attempt] = self.ledger.claim_due(
-            STREAM,
-            datetime.now(UTC),
-            limit=1,
-            callback_timeout=timedelta(hours=6),
-            max_attempts=5,
-        )
+        deadline = time.monotonic() + 10
+        while True:
+            self.ledger.force_due(STREAM, [window], include_committed=True, now=datetime.now(UTC))
+            claimed = self.ledger.claim_due(
+                STREAM,
+                datetime.now(UTC),
+                limit=1,
+                callback_timeout=timedelta(hours=6),
+                max_attempts=5,
+            )
+            if claimed or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
+        [attempt] = claimed
         assert attempt.window == window
         return attempt
 

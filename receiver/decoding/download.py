@@ -34,6 +34,7 @@ from urllib.parse import urljoin
 import httpx
 
 from receiver.spool import Headroom, SpoolFull, ensure_room, is_disk_full
+from storage.errors import ErrorKind, TransientError
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _EXPIRED = frozenset({403, 404, 410})
@@ -65,7 +66,7 @@ class DownloadPolicy:
     ca_file: Path | None = None
 
 
-class DownloadError(Exception):
+class DownloadError(TransientError):
     """The download failed, after retries for network errors and 5xx; asking for the export
     again may help."""
 
@@ -73,16 +74,21 @@ class DownloadError(Exception):
 class DownloadRefused(DownloadError):
     """The link breaks the download policy (scheme, address, size, redirects)."""
 
+    kind = ErrorKind.PERMANENT
+
 
 class DownloadTooLarge(DownloadRefused):
-    """The file is larger than `max_bytes` (announced, or found while streaming)."""
+    """The file is larger than `max_bytes` (announced, or found while streaming); a new export
+    may be smaller, so the window is requested again."""
+
+    kind = ErrorKind.TRANSIENT
 
 
 class LinkExpired(DownloadError):
     """The link answered 403, 404 or 410: it has expired or never existed."""
 
 
-class _Transient(Exception):
+class _Transient(TransientError):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after
