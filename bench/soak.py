@@ -259,6 +259,8 @@ class Watch:
     def __init__(self, replicas: list[Replica]) -> None:
         self.replicas = replicas
         self.max_healthz = [0.0] * len(replicas)
+        self.max_healthz_at = [0.0] * len(replicas)  # seconds since the clock below started
+        self.clock = time.monotonic()
         self.healthz_timeouts = [0] * len(replicas)
         self.scrapes_failed = [0] * len(replicas)
         self._stop = threading.Event()
@@ -290,7 +292,10 @@ class Watch:
                     self.healthz_timeouts[index] += 1
                 except httpx.TransportError:
                     continue
-                self.max_healthz[index] = max(self.max_healthz[index], time.monotonic() - started)
+                latency = time.monotonic() - started
+                if latency > self.max_healthz[index]:
+                    self.max_healthz[index] = latency
+                    self.max_healthz_at[index] = started - self.clock
 
     def _scrape(self, index: int) -> None:
         with httpx.Client(timeout=10) as client:
@@ -530,7 +535,12 @@ def report(world: World, watch: Watch, verdict: Verdict, seconds: float) -> None
     simulator = httpx.get(f"{world.simulator_url}/_sim/state", timeout=10).json()
     outcomes: dict[str, int] = {}
     for callback in simulator.get("callbacks", []):
-        outcome = str(callback.get("outcome"))
+        if callback.get("kind") == "dropped":
+            outcome = "dropped"
+        elif callback.get("answer"):
+            outcome = f"HTTP {callback['answer']}"
+        else:
+            outcome = "no answer"
         outcomes[outcome] = outcomes.get(outcome, 0) + 1
     print()
     print("Result")
@@ -553,7 +563,10 @@ def report(world: World, watch: Watch, verdict: Verdict, seconds: float) -> None
         ("other verify problems", str(len(verdict.other_problems))),
         (
             "max /healthz latency",
-            ", ".join(f"{latency:.3f}s" for latency in watch.max_healthz),
+            ", ".join(
+                f"{latency:.3f}s at {at:.0f}s ({_during(world, at)})"
+                for latency, at in zip(watch.max_healthz, watch.max_healthz_at, strict=True)
+            ),
         ),
         ("/healthz timeouts (10 s)", ", ".join(str(n) for n in watch.healthz_timeouts)),
         ("/metrics scrapes failed", ", ".join(str(n) for n in watch.scrapes_failed)),
@@ -649,7 +662,7 @@ def _soak(work: Path, total: float, replica_count: int, drain: float, postgres: 
             _wait_http(f"{replica.url}/healthz", 60)
         try:
             with Watch(replicas) as watch:
-                world.started = time.monotonic()
+                world.started = watch.clock = time.monotonic()
                 run_schedule(world, total)
                 faults_end = datetime.now(UTC)
                 windows = _windows(start, faults_end)
@@ -678,6 +691,14 @@ def _windows(start: datetime, until: datetime) -> list[Window]:
         windows.append(Window(moment, moment + WINDOW))
         moment += WINDOW
     return windows
+
+
+def _during(world: World, at: float) -> str:
+    """The fault that was going on (or had just ended) at `at` seconds."""
+    for fault in world.injected:
+        if fault.at <= at <= fault.at + fault.lasted + 2:
+            return f"during {fault.name}"
+    return "no fault"
 
 
 def _creds() -> dict[str, str]:
