@@ -20,19 +20,12 @@ in no manifest), the longest `/healthz` answer; and exits 1 on any loss.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import io
-import json
 import os
 import shutil
-import signal
-import subprocess
 import sys
 import tempfile
-import threading
 import time
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -40,21 +33,17 @@ from typing import Any
 
 import boto3
 import httpx
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from faultproxy import FaultProxy
+from soakcheck import Verdict, verify, wait_committed
+from soakworld import S3_ENV, Replica, Watch, moto_server, postgres_database, spools, wait_http
 
 from archiver.embedded import free_port, running
 from scheduler.planner import align_down
 from simulator.app import create_app as create_simulator
 from simulator.config import SimulatorConfig
 from simulator.corpus import MessageCorpus
-from storage.layout import Window, manifest_key
-from storage.ledger import Ledger
+from storage.layout import Window
 from storage.objectstore import S3Options, open_store
-from storage.schema import STREAM
-from storage.verify import verify_archive
 
 API_KEY = "soak-key-6b1f0c2e9a"
 SEED = 29
@@ -62,55 +51,11 @@ SEED = 29
 # one-second tick: windows flow through every fault instead of arriving once a minute.
 WINDOW = timedelta(seconds=10)
 CALLBACK_TIMEOUT = 20  # seconds; the "delayed" fault delays callbacks past it
-S3_ENV = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "testing",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
-SPOOL_BYTES = 64 * 1024 * 1024
 MESSAGES_PER_DAY = 500_000  # about 58 per window
 BUCKET = "soak"
 
 
 # The world the service runs in.
-
-
-@dataclass
-class Replica:
-    index: int
-    port: int
-    env: dict[str, str]
-    log: Path
-    spool: Path
-    process: subprocess.Popen[bytes] | None = None
-    kills: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "archiver.cli", "serve"],
-                env=self.env,
-                stdout=out,
-                stderr=out,
-            )
-
-    def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(timeout=10)
-            self.kills += 1
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=40)
-            except subprocess.TimeoutExpired:
-                self.kill()
 
 
 @dataclass
@@ -143,84 +88,6 @@ class World:
         ).raise_for_status()
 
 
-@contextlib.contextmanager
-def moto_server() -> Iterator[str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env=os.environ | S3_ENV,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http(url, 30)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-
-
-@contextlib.contextmanager
-def postgres_database(base: str) -> Iterator[tuple[str, str, int]]:
-    """A fresh database on the machine's Postgres: (name, host, port); dropped afterwards."""
-    import psycopg
-    from psycopg import sql
-    from sqlalchemy.engine import make_url
-
-    url = make_url(base)
-    params: dict[str, Any] = {
-        "host": url.host or "127.0.0.1",
-        "port": url.port or 5432,
-        "dbname": url.database or "postgres",
-        "user": url.username or "postgres",
-        "connect_timeout": 5,
-        "autocommit": True,
-    }
-    name = f"soak_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(**params) as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    try:
-        yield name, params["host"], params["port"]
-    finally:
-        with psycopg.connect(**params) as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
-
-
-@contextlib.contextmanager
-def spools(work: Path, count: int) -> Iterator[tuple[list[Path], bool]]:
-    """One small tmpfs per replica as its TMPDIR (plain directories if mounting is refused)."""
-    paths = [work / f"spool-{i}" for i in range(count)]
-    mounted = []
-    for path in paths:
-        path.mkdir()
-        done = subprocess.run(
-            ["mount", "-t", "tmpfs", "-o", f"size={SPOOL_BYTES}", "tmpfs", str(path)],
-            capture_output=True,
-        )
-        if done.returncode == 0:
-            mounted.append(path)
-    try:
-        yield paths, len(mounted) == count
-    finally:
-        for path in mounted:
-            subprocess.run(["umount", "-l", str(path)], check=False)
-
-
-def _wait_http(url: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.TransportError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def replica_env(
     index: int, port: int, world_urls: dict[str, str], start: datetime, spool: Path
 ) -> dict[str, str]:
@@ -250,60 +117,6 @@ def replica_env(
         "ARCHIVER_LEASE": "15s",
         "ARCHIVER_LOG_LEVEL": "INFO",
     }
-
-
-# Watching: /healthz latency and a Prometheus-like /metrics scrape, per replica.
-
-
-class Watch:
-    def __init__(self, replicas: list[Replica]) -> None:
-        self.replicas = replicas
-        self.max_healthz = [0.0] * len(replicas)
-        self.max_healthz_at = [0.0] * len(replicas)  # seconds since the clock below started
-        self.clock = time.monotonic()
-        self.healthz_timeouts = [0] * len(replicas)
-        self.scrapes_failed = [0] * len(replicas)
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=loop, args=(i,), daemon=True)
-            for i in range(len(replicas))
-            for loop in (self._healthz, self._scrape)
-        ]
-
-    def __enter__(self) -> Watch:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=15)
-
-    def _healthz(self, index: int) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.wait(0.25):
-                started = time.monotonic()
-                try:
-                    client.get(f"{self.replicas[index].url}/healthz")
-                except httpx.ConnectError:
-                    continue  # the process is down (a SIGKILL fault), not slow
-                except httpx.TimeoutException:
-                    self.healthz_timeouts[index] += 1
-                except httpx.TransportError:
-                    continue
-                latency = time.monotonic() - started
-                if latency > self.max_healthz[index]:
-                    self.max_healthz[index] = latency
-                    self.max_healthz_at[index] = started - self.clock
-
-    def _scrape(self, index: int) -> None:
-        with httpx.Client(timeout=10) as client:
-            while not self._stop.wait(2.0):
-                try:
-                    client.get(f"{self.replicas[index].url}/metrics")
-                except httpx.TransportError:
-                    self.scrapes_failed[index] += 1
 
 
 # The fault schedule: (offset in seconds from the start of a pass, name, duration, action).
@@ -416,111 +229,6 @@ def _sleep_until(world: World, offset: float) -> None:
     remaining = offset - world.elapsed()
     if remaining > 0:
         time.sleep(remaining)
-
-
-# The checks, as a reader of the bucket sees it.
-
-
-@dataclass
-class Verdict:
-    expected: int
-    committed: int
-    rows_expected: int
-    rows_found: int
-    rows_exact: bool
-    duplicates: int
-    stale_parts: int
-    other_problems: list[str]
-    states: dict[str, int]
-
-    @property
-    def lost(self) -> bool:
-        return (
-            self.committed < self.expected
-            or not self.rows_exact
-            or self.duplicates > 0
-            or self.stale_parts > 0
-            or bool(self.other_problems)
-        )
-
-
-def wait_committed(ledger_url: str, windows: list[Window], stall: float) -> None:
-    """Until every window is committed, or none more was for `stall` seconds."""
-    wanted = set(windows)
-    best, progress_at = -1, time.monotonic()
-    while time.monotonic() - progress_at < stall:
-        try:
-            with Ledger.open(ledger_url) as ledger:
-                done = {r.window for r in ledger.windows(STREAM) if r.state == "committed"}
-        except Exception as error:  # noqa: BLE001 - the ledger may be between faults; ask again
-            print(f"  (ledger read failed: {error})", file=sys.stderr)
-            done = set()
-        if wanted <= done:
-            return
-        if len(wanted & done) > best:
-            best, progress_at = len(wanted & done), time.monotonic()
-        time.sleep(1)
-
-
-def verify(world: World, windows: list[Window]) -> Verdict:
-    store = open_store(f"s3://{BUCKET}/lake", S3Options(endpoint_url=world.moto_url))
-    with Ledger.open(world.ledger_url) as ledger:
-        records = {r.window: r for r in ledger.windows(STREAM)}
-    states: dict[str, int] = {}
-    for record in records.values():
-        states[record.state] = states.get(record.state, 0) + 1
-    committed = [w for w in windows if w in records and records[w].state == "committed"]
-    corpus = MessageCorpus(SEED, MESSAGES_PER_DAY)
-    expected_rows = {m["id"]: m for w in windows for m in corpus.between(w.start, w.end)}
-    found: dict[str, dict[str, Any]] = {}
-    for window in committed:
-        manifest = json.loads(store.get_bytes(manifest_key(window)))
-        for part in manifest["parts"]:
-            for row in pq.read_table(io.BytesIO(store.get_bytes(part["key"]))).to_pylist():
-                found[row["id"]] = _as_api(row)
-    everything = [
-        pq.read_table(io.BytesIO(store.get_bytes(info.key)), columns=["id"])
-        for info in store.list(f"{STREAM}/")
-        if info.key.endswith(".parquet")
-    ]
-    ids = pa.concat_tables(everything).column("id") if everything else pa.array([])
-    duplicates = len(ids) - len(pc.unique(ids)) if len(ids) else 0
-    problems = list(verify_archive(store))
-    stale = [p for p in problems if p.kind == "unlisted"]
-    other = [f"{p.kind} {p.key}" for p in problems if p.kind != "unlisted"]
-    exact = found == expected_rows
-    return Verdict(
-        expected=len(windows),
-        committed=len(committed),
-        rows_expected=len(expected_rows),
-        rows_found=len(found),
-        rows_exact=exact,
-        duplicates=duplicates,
-        stale_parts=len(stale),
-        other_problems=other,
-        states=states,
-    )
-
-
-def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-
-
-def _as_api(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "id": row["id"],
-        "chatId": row["chat_id"],
-        "chatThreadId": row["chat_thread_id"],
-        "content": row["content"],
-        "rawContent": row["raw_content"],
-        "externalId": row["external_id"],
-        "role": row["role"],
-        "senderId": row["sender_id"],
-        "createdAt": _iso(row["created_at"]),
-        "updatedAt": _iso(row["updated_at"]),
-    }
 
 
 # The report.
@@ -659,7 +367,7 @@ def _soak(work: Path, total: float, replica_count: int, drain: float, postgres: 
         for replica in replicas:
             replica.start()
         for replica in replicas:
-            _wait_http(f"{replica.url}/healthz", 60)
+            wait_http(f"{replica.url}/healthz", 60)
         try:
             with Watch(replicas) as watch:
                 world.started = watch.clock = time.monotonic()
@@ -670,7 +378,8 @@ def _soak(work: Path, total: float, replica_count: int, drain: float, postgres: 
                 wait_committed(direct, windows, drain)
             for replica in replicas:
                 replica.stop()
-            verdict = verify(world, windows)
+            store = open_store(f"s3://{BUCKET}/lake", S3Options(endpoint_url=moto_url))
+            verdict = verify(store, direct, windows, MessageCorpus(SEED, MESSAGES_PER_DAY))
         finally:
             for replica in replicas:
                 replica.kill()
