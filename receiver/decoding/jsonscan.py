@@ -60,11 +60,11 @@ def _show(char: int) -> str:
     return repr(chr(char)) if 0x20 <= char < 0x7F else f"byte 0x{char:02x}"
 
 
-def value_end(buf: bytes, pos: int, final: bool) -> int:
+def value_end(buf: bytes, pos: int, final: bool, max_depth: int = MAX_DEPTH) -> int:
     """Where the JSON value starting at `pos` ends, or -1 when `buf` stops before it does.
 
-    Checks nesting depth and bracket pairing only; the record's contents are validated later
-    by the parser that reads it.
+    Checks nesting depth (at most `max_depth` levels) and bracket pairing only; the record's
+    contents are validated later by the parser that reads it.
     """
     first = buf[pos]
     if first == _LBRACE:
@@ -96,7 +96,7 @@ def value_end(buf: bytes, pos: int, final: bool) -> int:
             at = string.end()
         elif char in (_LBRACKET, _LBRACE):
             stack.append(char)
-            if len(stack) > MAX_DEPTH:
+            if len(stack) > max_depth:
                 raise DecodeError(f"JSON nested deeper than {MAX_DEPTH} levels")
         else:
             if not stack or stack.pop() != _CLOSERS[char]:
