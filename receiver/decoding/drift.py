@@ -1,17 +1,16 @@
 """Records with fields the API does not have (schema drift), decoded block-wise, not per record.
 
-pyarrow reads the known fields (as strings) and skips the rest; msgspec, in the same block,
-keeps the text of each unknown field's value exactly as sent (`msgspec.Raw`: numbers as
-written, big integers, nested objects with their key order), and its encoder writes those
-texts out one per line, which Arrow splits into a column. Neither step goes through Python
-once per record or per value.
+pyarrow reads the known fields (as strings); msgspec, in the same block, keeps the text of
+each unknown field's value exactly as sent (`msgspec.Raw`: numbers as written, big integers,
+nested objects with their key order), and its encoder writes those texts out one per line,
+which Arrow splits into a column. Neither step runs Python code once per record or value.
 
-Unknown field names are learnt from msgspec's refusal of a field it was not told about, and
-kept for the rest of the file, so a drifting export is decoded in one pass per block. A block
-this path cannot take exactly — a known field that is not a string, a differently spelled
-known field (`chat_id`), a lone surrogate escape, invalid JSON, values nested deeper than the
-scanner allows — goes to the exact per-record path, which gives the same rows and the same
-`extra` text (see `rows`).
+Unknown field names are learnt from the columns pyarrow infers (or from msgspec's refusal of a
+field it was not told about) and kept for the rest of the file, so a drifting export is read
+once by each per block. A block this path cannot take exactly — a known field that is not a
+string, a differently spelled known field (`chat_id`), a lone surrogate escape, invalid JSON,
+values nested deeper than the scanner allows — goes to the exact per-record path, which gives
+the same rows and the same `extra` text (see `rows`).
 """
 
 from __future__ import annotations
@@ -34,6 +33,9 @@ KNOWN_FIELDS: tuple[str, ...] = tuple(API_FIELDS)
 _KNOWN_SCHEMA = pa.schema([pa.field(name, pa.string()) for name in KNOWN_FIELDS])
 _PARSE_SKIPPING_UNKNOWN = pa_json.ParseOptions(
     explicit_schema=_KNOWN_SCHEMA, unexpected_field_behavior="ignore"
+)
+_PARSE_INFERRING = pa_json.ParseOptions(
+    explicit_schema=_KNOWN_SCHEMA, unexpected_field_behavior="infer"
 )
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)` - at `\$\[\d+\]`", re.DOTALL)
 _ABSENT = msgspec.Raw(b"")  # no JSON value is empty, so an empty line means "not sent"
@@ -61,21 +63,24 @@ class Drift:
 
     def __init__(self) -> None:
         self.names: list[str] = []
-        self._decoder: msgspec.json.Decoder[object] | None = None
+        self._decoders: dict[bool, msgspec.json.Decoder[object]] = {}
 
-    def decoder(self) -> msgspec.json.Decoder[object]:
-        if self._decoder is None:
+    def decoder(self, strict: bool) -> msgspec.json.Decoder[object]:
+        """A decoder of the unknown fields' raw values; `strict` also refuses a field neither
+        known nor learnt (naming it), at the cost of declaring the known ones."""
+        if strict not in self._decoders:
             fields = [
-                (f"k{index}", msgspec.Raw, msgspec.field(default=_ABSENT, name=name))
-                for index, name in enumerate(KNOWN_FIELDS)
-            ]
-            fields += [
                 (f"u{index}", msgspec.Raw, msgspec.field(default=_ABSENT, name=name))
                 for index, name in enumerate(self.names)
             ]
-            record = msgspec.defstruct("Record", fields, forbid_unknown_fields=True)
-            self._decoder = msgspec.json.Decoder(record)
-        return self._decoder
+            if strict:
+                fields += [
+                    (f"k{index}", msgspec.Raw, msgspec.field(default=_ABSENT, name=name))
+                    for index, name in enumerate(KNOWN_FIELDS)
+                ]
+            record = msgspec.defstruct("Record", fields, forbid_unknown_fields=strict)
+            self._decoders[strict] = msgspec.json.Decoder(record)
+        return self._decoders[strict]
 
     def learn(self, name: str) -> bool:
         """Adds an unknown field; False if this path cannot take it."""
@@ -83,7 +88,7 @@ class Drift:
             return False
         check_unknown_count(len(self.names) + 1)
         self.names.append(name)
-        self._decoder = None
+        self._decoders.clear()
         return True
 
 
@@ -91,10 +96,36 @@ def drift_batch(
     data: bytes, rows: int, drift: Drift
 ) -> tuple[pa.Table, dict[str, pa.Array]] | None:
     """The known columns (pyarrow's table) and the unknown fields' JSON texts of `rows` JSON
-    objects, one per line; None when the exact path must decide."""
+    objects, one per line; None when the exact path must decide.
+
+    msgspec reads the block first (it validates it and bounds its depth, which pyarrow's
+    parser must not meet unbounded), then pyarrow, whose inferred columns name every field
+    present; a field not learnt yet has msgspec read the block again. Where pyarrow cannot
+    infer a type (a field that is a number in one row and a string in another), msgspec
+    learns the names by refusing them, one at a time.
+    """
+    records = _decoded(data, drift.decoder(strict=False))
+    if records is None or len(records) != rows:
+        return None
+    table = _read(data, _PARSE_INFERRING)
+    if table is None:
+        return _discovering(data, rows, drift)
+    new = [name for name in table.schema.names[len(KNOWN_FIELDS) :] if name not in drift.names]
+    if new:
+        if not all(drift.learn(name) for name in new):
+            return None
+        records = _decoded(data, drift.decoder(strict=False))
+        if records is None:
+            return None
+    return _columns(table.select(list(KNOWN_FIELDS)), records, rows, drift)
+
+
+def _discovering(
+    data: bytes, rows: int, drift: Drift
+) -> tuple[pa.Table, dict[str, pa.Array]] | None:
     while True:
         try:
-            records = drift.decoder().decode_lines(data)
+            records = drift.decoder(strict=True).decode_lines(data)
             break
         except RecursionError:
             return None  # nested too deep for msgspec: the exact path says where
@@ -102,16 +133,34 @@ def drift_batch(
             found = _UNKNOWN_FIELD.fullmatch(str(error))
             if found is None or not drift.learn(found.group(1)):
                 return None
-    if len(records) != rows:
-        return None
+    table = _read(data, _PARSE_SKIPPING_UNKNOWN)
+    if table is None or len(records) != rows:
+        return None  # a known field that is not a string
+    return _columns(table, records, rows, drift)
+
+
+def _decoded(data: bytes, decoder: msgspec.json.Decoder[object]) -> list[object] | None:
     try:
-        known = pa_json.read_json(
+        return decoder.decode_lines(data)
+    except (msgspec.DecodeError, RecursionError):
+        return None
+
+
+def _read(data: bytes, options: pa_json.ParseOptions) -> pa.Table | None:
+    try:
+        table = pa_json.read_json(
             pa.BufferReader(data),
             read_options=pa_json.ReadOptions(use_threads=False, block_size=len(data) + 1),
-            parse_options=_PARSE_SKIPPING_UNKNOWN,
+            parse_options=options,
         )
     except pa.ArrowInvalid:
-        return None  # a known field that is not a string
+        return None
+    return table
+
+
+def _columns(
+    known: pa.Table, records: list[object], rows: int, drift: Drift
+) -> tuple[pa.Table, dict[str, pa.Array]] | None:
     if known.num_rows != rows:
         return None
     unknown: dict[str, pa.Array] = {}

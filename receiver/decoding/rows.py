@@ -147,6 +147,8 @@ def _python_batch(lines: list[bytes], first_record: int) -> pa.RecordBatch:
     for index, line in enumerate(lines):
         try:
             record = json.loads(line)
+        except RecursionError:
+            raise DecodeError(f"JSON nested deeper than {MAX_DEPTH} levels") from None
         except UnicodeDecodeError:
             raise DecodeError(f"record {first_record + index} is not valid UTF-8") from None
         except ValueError as error:
@@ -165,6 +167,8 @@ def _python_batch(lines: list[bytes], first_record: int) -> pa.RecordBatch:
                 field = field_for(key)
                 if field is not None and (field in record or field in seen):
                     field = None
+            if isinstance(value, dict | list) and texts is None:
+                texts = _member_texts(line)  # checks how deep it is nested
             if field is not None:
                 seen.add(field)
                 known[field].append(_known_value(value))
