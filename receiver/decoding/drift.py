@@ -38,6 +38,7 @@ _PARSE_INFERRING = pa_json.ParseOptions(
     explicit_schema=_KNOWN_SCHEMA, unexpected_field_behavior="infer"
 )
 _UNKNOWN_FIELD = re.compile(r"Object contains unknown field `(.*)` - at `\$\[\d+\]`", re.DOTALL)
+_UNNAMEABLE = re.compile('[\\\\"\x00-\x1f]')  # what msgspec cannot take as a field's name
 _ABSENT = msgspec.Raw(b"")  # no JSON value is empty, so an empty line means "not sent"
 _ENCODER = msgspec.json.Encoder()
 # Brackets a value needs before it can be nested deeper than the scanner allows (the record
@@ -84,7 +85,7 @@ class Drift:
 
     def learn(self, name: str) -> bool:
         """Adds an unknown field; False if this path cannot take it."""
-        if name in self.names or field_for(name) is not None:
+        if name in self.names or field_for(name) is not None or _UNNAMEABLE.search(name):
             return False
         check_unknown_count(len(self.names) + 1)
         self.names.append(name)
