@@ -8,6 +8,9 @@ the worker does (`read_batches` -> `write_window` to a local store), against the
   (`extra` included), deduplicating, Parquet, the manifest;
 - dlt (NDJSON shapes, when the bench extra is installed): the records into Parquet files.
 
+The machine may be shared: the CPU time each spent (user and system, all threads) is shown
+beside the wall-clock ratio, as a check on a ratio that load elsewhere moved.
+
 Each contender runs in a fresh interpreter, first on a small file of the same shape (untimed),
 and the runs of one shape are interleaved; the ratio is paired per run (archiver over the
 floor of the same round), and the table shows the median and range of those ratios.
@@ -17,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -96,6 +100,8 @@ class Run:
     seconds: float
     rows: int
     peak_rss_mb: float
+    cpu_seconds: float
+    """User and system time of the process over the timed work (all its threads)."""
 
 
 def run(
@@ -112,7 +118,7 @@ def run(
             for shape in SHAPES:
                 data, floor_input = _files(data_dir, shape, size, WINDOW.start)
                 warm, warm_floor = _files(data_dir, shape, WARMUP_MESSAGES, WARMUP_WINDOW.start)
-                floors, archivers, ratios = [], [], []
+                floors, archivers, ratios, cpu_ratios = [], [], [], []
                 for turn in range(repeat):
                     print(f"{size} {shape.name}: run {turn + 1}/{repeat}", file=sys.stderr)
                     floor = _child("floor", floor_input, warm_floor, Path(tmp), shape.layout)
@@ -122,6 +128,7 @@ def run(
                     floors.append(floor)
                     archivers.append(archiver)
                     ratios.append(archiver.seconds / floor.seconds)
+                    cpu_ratios.append(archiver.cpu_seconds / floor.cpu_seconds)
                 dlt_shown = "-"
                 if dlt and shape.layout == "ndjson":
                     done = _child("dlt", floor_input, warm_floor, Path(tmp), shape.layout)
@@ -138,6 +145,7 @@ def run(
                         f"{statistics.median(a.seconds for a in archivers):.2f}",
                         f"{ratio:.2f}x",
                         f"{min(ratios):.2f}-{max(ratios):.2f}",
+                        f"{statistics.median(cpu_ratios):.2f}x",
                         dlt_shown,
                         f"{max(a.peak_rss_mb for a in archivers):.0f}",
                         "ok" if ok else "MISSED",
@@ -146,7 +154,7 @@ def run(
                 if not ok:
                     missed.append(f"{size} messages, {shape.name}: {ratio:.2f}x the floor")
     print(f"drift: median of {repeat} runs each, archiver / floor paired per run")
-    header = ["messages", "payload", "floor s", "archiver s", "vs floor", "range"]
+    header = ["messages", "payload", "floor s", "archiver s", "vs floor", "range", "CPU vs floor"]
     print_table([*header, "dlt / archiver", "peak RSS MB", f"<= {FLOOR_RATIO}x"], rows)
     for line in missed:
         print(f"target missed: {line}", file=sys.stderr)
@@ -225,7 +233,12 @@ def _child(kind: str, path: Path, warm: Path, work: Path, layout: str) -> Run:
         raise SystemExit(f"{kind} failed ({done.returncode}) on {path}:\n{done.stderr[-4000:]}")
     report = json.loads(done.stdout.strip().splitlines()[-1])
     subprocess.run(["rm", "-rf", str(scratch)], check=False)
-    return Run(report["seconds"], report["rows"], report["peak_rss_mb"])
+    return Run(report["seconds"], report["rows"], report["peak_rss_mb"], report["cpu_seconds"])
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _floor(path: Path, warm: Path, scratch: Path, layout: str) -> dict[str, Any]:
@@ -243,9 +256,9 @@ def _floor(path: Path, warm: Path, scratch: Path, layout: str) -> dict[str, Any]
         return int(table.num_rows)
 
     once(warm, "warm.parquet")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     rows = once(path, "floor.parquet")
-    return {"rows": rows, "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
+    return _report(rows, started, cpu)
 
 
 def _archiver(path: Path, warm: Path, scratch: Path) -> dict[str, Any]:
@@ -261,9 +274,9 @@ def _archiver(path: Path, warm: Path, scratch: Path) -> dict[str, Any]:
         return result.rows
 
     once(warm, WARMUP_WINDOW)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     rows = once(path, WINDOW)
-    return {"rows": rows, "seconds": time.perf_counter() - started, "peak_rss_mb": peak_rss_mb()}
+    return _report(rows, started, cpu)
 
 
 def _dlt(path: Path, warm: Path, scratch: Path) -> dict[str, Any]:
@@ -294,11 +307,19 @@ def _dlt(path: Path, warm: Path, scratch: Path) -> dict[str, Any]:
 
     pipeline_for("warmup").run(chat_messages(warm), loader_file_format="parquet")
     pipeline = pipeline_for("chat")
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), _cpu()
     pipeline.run(chat_messages(path), loader_file_format="parquet")
-    seconds = time.perf_counter() - started
     rows = pipeline.last_trace.last_normalize_info.row_counts.get("chat_messages", 0)
-    return {"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}
+    return _report(rows, started, cpu)
+
+
+def _report(rows: int, started: float, cpu: float) -> dict[str, Any]:
+    return {
+        "rows": rows,
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": _cpu() - cpu,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def _child_main(argv: list[str]) -> int:
