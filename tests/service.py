@@ -11,6 +11,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from starlette.applications import Starlette
+
 from archiver.service import build_service
 from archiver.settings import Settings
 from storage.layout import Window
@@ -28,24 +30,16 @@ class RunningService:
     settings: Settings
 
     def export_for(self, window: Window) -> ExportAttempt:
-        """A window in state `requested` with a live export id and token, as after a request.
-
-        The service's own start-up tick may claim the window first (and, with no upstream, put
-        it back for later); then it is made due again and claimed once more."""
+        """A window in state `requested` with a live export id and token, as after a request."""
         self.ledger.plan(STREAM, [window])
-        deadline = time.monotonic() + 10
-        while True:
-            self.ledger.force_due(STREAM, [window], include_committed=True, now=datetime.now(UTC))
-            claimed = self.ledger.claim_due(
-                STREAM,
-                datetime.now(UTC),
-                limit=1,
-                callback_timeout=timedelta(hours=6),
-                max_attempts=5,
-            )
-            if claimed or time.monotonic() > deadline:
-                break
-            time.sleep(0.05)
+        self.ledger.force_due(STREAM, [window], include_committed=True, now=datetime.now(UTC))
+        claimed = self.ledger.claim_due(
+            STREAM,
+            datetime.now(UTC),
+            limit=1,
+            callback_timeout=timedelta(hours=6),
+            max_attempts=5,
+        )
         [attempt] = claimed
         assert attempt.window == window
         return attempt
@@ -72,7 +66,18 @@ def running_service(tmp_path: Path, **overrides: Any) -> Iterator[RunningService
     ledger = Ledger.open(settings.ledger_url)
     store = open_store(settings.storage_url)
     try:
-        with serve_in_thread(build_service(settings, ledger, store), port=port) as url:
+        app = build_service(settings, ledger, store)
+        with serve_in_thread(app, port=port) as url:
+            _wait_for_catch_up(app)
             yield RunningService(url, ledger, store, settings)
     finally:
         ledger.close()
+
+
+def _wait_for_catch_up(app: Starlette, timeout: float = 60.0) -> None:
+    """The service's start-up tick must not claim a window a test is about to put in place."""
+    deadline = time.monotonic() + timeout
+    while not app.state.catch_up.done():
+        if time.monotonic() > deadline:
+            raise AssertionError("the service's start-up tick did not finish")
+        time.sleep(0.02)
