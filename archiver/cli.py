@@ -62,6 +62,11 @@ def build_parser() -> argparse.ArgumentParser:
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("export_id", nargs="?", metavar="EXPORT_ID")
     target.add_argument("--quarantined", action="store_true", help="every quarantined window")
+    replay.add_argument(
+        "--accept-shrink",
+        action="store_true",
+        help="commit EXPORT_ID although it has far fewer rows than the window it replaces",
+    )
 
     verify = commands.add_parser("verify", help="check manifests against objects")
     verify.add_argument("--since", type=_instant, metavar="T")
@@ -118,7 +123,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "replay":
         from archiver.commands.replay import replay
 
-        return replay(settings, export_id=args.export_id, quarantined=args.quarantined)
+        if args.accept_shrink and args.export_id is None:
+            raise CommandError("--accept-shrink needs the EXPORT_ID whose rows to accept")
+        return replay(
+            settings,
+            export_id=args.export_id,
+            quarantined=args.quarantined,
+            accept_shrink=args.accept_shrink,
+        )
     if args.command == "verify":
         from archiver.commands.archive import verify
 

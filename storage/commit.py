@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -84,25 +84,36 @@ def write_window(
     ingested_at: datetime,
     options: WriteOptions = WriteOptions(),
     stream: str = STREAM,
+    fence: Callable[[int], None] | None = None,
 ) -> CommitResult:
     """Normalizes, deduplicates and writes `batches` as the window's parts, then commits.
 
     Nothing reaches the store until every batch has been read, so an error from `batches`
     (an undecodable file) leaves the archive as it was. A failure after the manifest is
     written (deleting stale parts) leaves the window committed; running again finishes it.
+
+    `fence` is called with the window's row count before each object is written; whatever it
+    raises stops the write there (a worker that lost its lease, a shrink the guard refuses).
     """
     if ingested_at.tzinfo is None:
         raise ValueError("ingested_at must be timezone-aware")
     lineage = Lineage(export_id, window, ingested_at.astimezone(UTC))
     with tempfile.TemporaryDirectory(prefix="chat-archiver-", dir=options.tmp_dir) as tmp:
         staged = _stage(batches, lineage, Path(tmp), options)
+        rows = sum(part.rows for part in staged.parts)
+
+        def check() -> None:
+            if fence is not None:
+                fence(rows)
+
         try:
             previous = read_manifest(store, window, stream)
         except ManifestError:
             previous = None  # unreadable: it is about to be replaced, and cleanup lists anyway
-        parts = _upload_parts(store, window, stream, staged.parts)
+        parts = _upload_parts(store, window, stream, staged.parts, check)
         deleted: list[str] = []
         key_for_rejects = rejects_key(window, stream)
+        check()
         if staged.rejects:
             store.put_file(key_for_rejects, staged.rejects_path)
         elif store.size(key_for_rejects) is not None:
@@ -122,6 +133,7 @@ def write_window(
             duplicates=staged.duplicates,
         )
         key = manifest_key(window, stream)
+        check()
         store.put_bytes(key, manifest.to_json())
     deleted += _delete_stale(store, manifest, previous)
     # Arrow's allocator keeps what a large window freed; the process would start the next
@@ -218,7 +230,11 @@ def _read_rows(path: Path, offsets: list[int]) -> tuple[pa.ChunkedArray, pa.Chun
 
 
 def _upload_parts(
-    store: ObjectStore, window: Window, stream: str, local: list[LocalPart]
+    store: ObjectStore,
+    window: Window,
+    stream: str,
+    local: list[LocalPart],
+    check: Callable[[], None],
 ) -> list[PartInfo]:
     """Uploads parts numbered 0000.. per date, in the order they were written."""
     numbers: dict[date, int] = {}
@@ -230,6 +246,7 @@ def _upload_parts(
         with part.path.open("rb") as source:
             digest = hashlib.file_digest(source, "sha256").hexdigest()
         size = part.path.stat().st_size
+        check()
         store.put_file(key, part.path)
         uploaded.append(PartInfo(key, size, digest, part.rows))
     return uploaded
