@@ -34,7 +34,7 @@ from storage.layout import (
 from storage.manifest import Manifest, ManifestError, PartInfo, read_manifest
 from storage.objectstore import ObjectStore
 from storage.parquet_parts import LocalPart, PartWriter, rewrite_without
-from storage.records import Lineage, normalize_batch
+from storage.records import Lineage, Reject, normalize_batch
 from storage.schema import STREAM, UTC_MICROS
 
 __all__ = ["CommitResult", "PartInfo", "WriteOptions", "split_by_day", "write_window"]
@@ -170,14 +170,14 @@ def _stage(
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
-                normalized = normalize_batch(batch, lineage)
-                for reject in normalized.rejects:
+                rejects, pieces = _normalize(batch, lineage)
+                for reject in rejects:
                     rejects_out.write(reject.to_json() + "\n")
-                staged.rejects += len(normalized.rejects)
-                created = normalized.batch.column("created_at")
-                outside = pc.or_(pc.less(created, start), pc.greater_equal(created, end))
-                staged.outside_window += pc.sum(outside).as_py() or 0
-                for day, piece in split_by_day(normalized.batch):
+                staged.rejects += len(rejects)
+                for day, piece in pieces:
+                    created = piece.column("created_at")
+                    outside = pc.or_(pc.less(created, start), pc.greater_equal(created, end))
+                    staged.outside_window += pc.sum(outside).as_py() or 0
                     placement = writer.write(day, piece)
                     prints.add(piece.column("id"), placement.part, placement.offset)
         staged.parts = writer.close()
@@ -190,6 +190,37 @@ def _stage(
         rewrite_without(staged.parts[part_index], offsets)
     staged.parts = [part for part in staged.parts if part.rows]
     return staged
+
+
+# What a value a library cannot hold raises (an out-of-range date, a type it cannot convert).
+_ROW_ERRORS = (pa.ArrowException, ValueError, OverflowError, TypeError, KeyError)
+
+
+def _normalize(
+    batch: pa.RecordBatch, lineage: Lineage
+) -> tuple[list[Reject], list[tuple[date, pa.RecordBatch]]]:
+    """The batch's rejects and its rows split by day. If a value breaks the batch as a whole,
+    the batch is done again row by row and each row that still breaks is rejected with the
+    error: one bad row never holds back its window."""
+    try:
+        normalized = normalize_batch(batch, lineage)
+        return normalized.rejects, list(split_by_day(normalized.batch))
+    except _ROW_ERRORS:
+        pass  # find the row(s) below
+    rejects: list[Reject] = []
+    pieces: list[tuple[date, pa.RecordBatch]] = []
+    for index in range(batch.num_rows):
+        row = batch.slice(index, 1)
+        try:
+            normalized = normalize_batch(row, lineage)
+            row_pieces = list(split_by_day(normalized.batch))
+        except _ROW_ERRORS as error:
+            reason = f"cannot be archived: {type(error).__name__}: {error}"
+            rejects.append(Reject(reason, row.to_pylist()[0]))
+            continue
+        rejects += normalized.rejects
+        pieces += row_pieces
+    return rejects, pieces
 
 
 def _drops(parts: list[LocalPart], candidates: list[tuple[int, int, int]]) -> dict[int, list[int]]:
