@@ -150,9 +150,7 @@ def as_timestamp(array: pa.Array) -> tuple[pa.Array, pa.Array]:
     """The column as timestamp[us, UTC], and a mask of values present but not date-times
     (unparseable, or outside years 1 to 9999 once in UTC, such as a `0000-01-01` sentinel)."""
     stamps, bad = _as_timestamp(array)
-    outside = pc.fill_null(
-        pc.or_(pc.less(stamps, _EARLIEST), pc.greater(stamps, _LATEST)), False
-    )
+    outside = pc.fill_null(pc.or_(pc.less(stamps, _EARLIEST), pc.greater(stamps, _LATEST)), False)
     if not pc.any(outside).as_py():
         return stamps, bad
     return pc.if_else(outside, pa.scalar(None, UTC_MICROS), stamps), pc.or_(bad, outside)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -103,3 +103,5 @@ class Summary:
     last_committed: WindowRecord | None
     oldest_uncommitted: WindowRecord | None
     problems: list[WindowRecord]
+    # Waiting for a callback or being processed, oldest first.
+    in_flight: list[WindowRecord] = field(default_factory=list)

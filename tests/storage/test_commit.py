@@ -293,4 +293,3 @@ def test_an_out_of_range_timestamp_rejects_or_nulls_its_row_and_the_window_commi
     else:
         # A bad updatedAt loses nothing: the row is kept, the text stays in `extra`.
         assert (result.rows, result.rejects) == (3, 0)
-
