@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from archiver.commands.replay import replay
 from archiver.service import export_client, requester_for
 from simulator.app import create_app as create_simulator
 from storage.layout import Window
@@ -144,3 +145,32 @@ def test_a_lost_callback_is_requested_again_and_the_first_delivery_wins(
 def _requests(simulator: str) -> int:
     snapshot = httpx.get(f"{simulator}/_sim/state", timeout=10).json()
     return int(snapshot["export_requests_accepted"])
+
+
+def test_a_forced_re_export_that_shrinks_too_much_is_quarantined_until_accepted(
+    service: RunningService, simulator: str
+) -> None:
+    ledger = service.ledger
+    # A JSON array: the empty export is `[]`.
+    _faults(simulator, callback_shape="inline-json")
+    _request(service, include_committed=True, rerequest=False)
+    _wait(lambda: _state(ledger) == WindowState.COMMITTED)
+    before = ledger.window(STREAM, WINDOW)
+    assert before is not None and before.rows
+    archived = read_archive(service.store).num_rows
+
+    _faults(simulator, empty_exports=1)
+    _request(service, include_committed=True, rerequest=False)
+    _wait(lambda: _state(ledger) == WindowState.QUARANTINED)
+    record = ledger.window(STREAM, WINDOW)
+    assert record is not None and record.reason is not None
+    assert f"has 0 rows, the committed window {before.rows}" in record.reason
+    assert f"replay --accept-shrink {record.export_id}" in record.reason
+    assert read_archive(service.store).num_rows == archived
+
+    assert (
+        replay(service.settings, export_id=record.export_id, quarantined=False, accept_shrink=True)
+        == 0
+    )
+    _wait(lambda: _state(ledger) == WindowState.COMMITTED)
+    assert read_archive(service.store).num_rows == 0
