@@ -19,7 +19,9 @@ from storage.redaction import redact
 from storage.schema import STREAM
 
 
-def replay(settings: Settings, *, export_id: str | None, quarantined: bool) -> int:
+def replay(
+    settings: Settings, *, export_id: str | None, quarantined: bool, accept_shrink: bool = False
+) -> int:
     """Requeues the callbacks whose source is in `_raw/`, then processes what is queued exactly
     as the worker would. A window whose source is missing is left as it is (a committed window
     stays committed) and named on stderr, and the exit code is 1.
@@ -40,11 +42,12 @@ def replay(settings: Settings, *, export_id: str | None, quarantined: bool) -> i
                 missing += 1
                 print(redact(f"replay of {target}: {problem}; left as it is"), file=sys.stderr)
                 continue
-            count += ledger.requeue(export_id=target)
+            count += ledger.requeue(export_id=target, accept_shrink=accept_shrink)
         if count == 0 and not missing:
             print("nothing to replay")
             return 0
         owner = replica_name()
+        ledger.register_owner(owner)
         outcomes: dict[str, int] = {}
         while claim := ledger.claim_received(owner, datetime.now(UTC), settings.lease):
             outcome = process_claim(claim, store, ledger, config)
