@@ -1,8 +1,16 @@
-"""Gauges read from the ledger at scrape time, so every replica reports the shared truth."""
+"""Gauges read from the ledger, so every replica reports the shared truth.
+
+A scrape never waits on the ledger for long: the summary is cached and refreshed in a thread of
+its own. A scrape that finds the cache stale starts a refresh and waits for it briefly (it runs
+off the event loop), then answers with what it has; `archiver_ledger_summary_age_seconds` says
+how old that is, so a stalled ledger shows as a growing age instead of a frozen process.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -10,24 +18,76 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from storage.ledger import Ledger
+from storage.ledger import Ledger, Summary
 from storage.schema import STREAM
 
 log = logging.getLogger("chat_archiver.metrics")
 
 STATES = ("planned", "requested", "received", "committed", "failed", "quarantined")
+MAX_AGE_SECONDS = 5.0
+SCRAPE_WAIT_SECONDS = 0.5
 
 
 class LedgerCollector(Collector):
-    def __init__(self, ledger: Ledger, stream: str = STREAM) -> None:
+    def __init__(
+        self,
+        ledger: Ledger,
+        stream: str = STREAM,
+        *,
+        max_age: float = MAX_AGE_SECONDS,
+        scrape_wait: float = SCRAPE_WAIT_SECONDS,
+    ) -> None:
         self._ledger = ledger
         self._stream = stream
+        self._max_age = max_age
+        self._scrape_wait = scrape_wait
+        self._lock = threading.Lock()
+        self._summary: Summary | None = None
+        self._refreshed_at: float | None = None
+        self._refreshed = threading.Event()
+        self._refreshing = False
 
-    def collect(self) -> Iterator[GaugeMetricFamily]:
+    def refresh_soon(self) -> threading.Event:
+        """Starts a refresh unless one is running; the event is set when it ends."""
+        with self._lock:
+            if self._refreshing:
+                return self._refreshed
+            self._refreshing = True
+            self._refreshed = threading.Event()
+            done = self._refreshed
+        threading.Thread(
+            target=self._refresh, args=(done,), name="metrics-ledger", daemon=True
+        ).start()
+        return done
+
+    def _refresh(self, done: threading.Event) -> None:
         try:
             summary = self._ledger.summary(self._stream)
         except Exception as error:  # noqa: BLE001 - a scrape must not fail with the ledger
             log.warning("metrics_ledger_unreachable", extra={"reason": str(error)})
+        else:
+            with self._lock:
+                self._summary = summary
+                self._refreshed_at = time.monotonic()
+        finally:
+            with self._lock:
+                self._refreshing = False
+            done.set()
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        refreshed_at = self._refreshed_at
+        if refreshed_at is None or time.monotonic() - refreshed_at > self._max_age:
+            self.refresh_soon().wait(self._scrape_wait)
+        with self._lock:
+            summary, refreshed_at = self._summary, self._refreshed_at
+        age = GaugeMetricFamily(
+            "archiver_ledger_summary_age_seconds",
+            "Seconds since the ledger gauges below were read; grows while the ledger stalls.",
+        )
+        if refreshed_at is not None:
+            age.add_metric([], time.monotonic() - refreshed_at)
+        yield age
+        if summary is None:
             return
         windows = GaugeMetricFamily("archiver_windows", "Windows by state.", labels=["state"])
         for state in STATES:
@@ -45,7 +105,7 @@ class LedgerCollector(Collector):
 _registered: list[LedgerCollector] = []
 
 
-def register_ledger_collector(ledger: Ledger) -> None:
+def register_ledger_collector(ledger: Ledger) -> LedgerCollector:
     """One collector per process; a second service in the same process (tests) replaces it."""
     for collector in _registered:
         REGISTRY.unregister(collector)
@@ -53,3 +113,5 @@ def register_ledger_collector(ledger: Ledger) -> None:
     collector = LedgerCollector(ledger)
     REGISTRY.register(collector)
     _registered.append(collector)
+    collector.refresh_soon()
+    return collector

@@ -3,6 +3,10 @@
 SQLite writes take `BEGIN IMMEDIATE`, so concurrent writers (a `serve` process and a CLI command,
 or several worker threads) queue on the busy timeout instead of failing half-way; Postgres writes
 rely on row locks and advisory locks in the queries themselves.
+
+Every wait on the database is bounded: connecting, each statement (and a transaction left idle,
+so a stalled client cannot hold row locks for ever), a dead peer (TCP keepalives and a user
+timeout), a free pooled connection, and SQLite's busy wait.
 """
 
 from __future__ import annotations
@@ -17,12 +21,26 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
 from storage.ledger.models import LedgerError
 from storage.ledger.tables import SCHEMA_VERSION, meta, metadata
 
-SQLITE_BUSY_TIMEOUT_SECONDS = 30
+SQLITE_BUSY_TIMEOUT_SECONDS = 15
+POOL_TIMEOUT_SECONDS = 10
+# libpq settings for every Postgres connection, unless the ledger URL sets them itself.
+POSTGRES_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    # Milliseconds unacknowledged data may wait before the connection is dropped (Linux).
+    "tcp_user_timeout": 15000,
+    "options": "-c statement_timeout=30000 -c lock_timeout=15000 "
+    "-c idle_in_transaction_session_timeout=60000",
+}
 _WRITE_OPTION = "ledger_write"
 _MIGRATION_LOCK = zlib.crc32(b"chat-archiver:ledger:migrate")
 
@@ -48,7 +66,12 @@ class Database:
     def _create_engine(self, url: URL) -> Engine:
         try:
             if self.dialect == "postgresql":
-                return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+                return create_engine(
+                    url,
+                    pool_pre_ping=True,
+                    pool_timeout=POOL_TIMEOUT_SECONDS,
+                    connect_args=postgres_connect_args(url),
+                )
             if _is_sqlite_memory(url):
                 # One shared connection: serialise every transaction on it.
                 self._lock = threading.RLock()
@@ -56,7 +79,11 @@ class Database:
                     url, poolclass=StaticPool, connect_args={"check_same_thread": False}
                 )
             else:
-                engine = create_engine(url, connect_args={"check_same_thread": False})
+                engine = create_engine(
+                    url,
+                    pool_timeout=POOL_TIMEOUT_SECONDS,
+                    connect_args={"check_same_thread": False},
+                )
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             raise LedgerError(f"cannot use ledger URL {self.safe_url}: {exc}") from exc
         _install_sqlite_hooks(engine, wal=not _is_sqlite_memory(url))
@@ -83,6 +110,10 @@ class Database:
                         yield conn
             except DBAPIError as exc:
                 raise LedgerError(f"ledger {self.safe_url}: {first_line(exc)}") from exc
+            except PoolTimeout as exc:
+                raise LedgerError(
+                    f"ledger {self.safe_url}: no free connection within {POOL_TIMEOUT_SECONDS} s"
+                ) from exc
 
     @property
     def is_postgres(self) -> bool:
@@ -145,6 +176,11 @@ def _parse_url(url: str) -> URL:
     raise LedgerError(
         f"unsupported ledger database {backend!r}: use sqlite:///path or postgresql+psycopg://..."
     )
+
+
+def postgres_connect_args(url: URL) -> dict[str, Any]:
+    """The bounded-wait defaults, minus whatever the URL's own query string sets."""
+    return {name: value for name, value in POSTGRES_CONNECT_ARGS.items() if name not in url.query}
 
 
 def _is_sqlite_memory(url: URL) -> bool:
