@@ -60,7 +60,7 @@ def running_service(tmp_path: Path, **overrides: Any) -> Iterator[RunningService
     )
     settings = replace(settings, **overrides)
     ledger = Ledger.open(settings.ledger_url)
-    store = open_store(settings.storage_url)
+    store = open_store(settings.storage_url, settings.s3)
     try:
         with serve_in_thread(build_service(settings, ledger, store), port=port) as url:
             yield RunningService(url, ledger, store, settings)
