@@ -105,7 +105,7 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
     # Intake and the probes wait on the store with short timeouts; the worker keeps the patient
     # store. Each dependency has lanes of its own, apart from the worker's threads.
     fast_store = store.fast_failing()
-    lanes = IntakeLanes(ledger=Lane("intake-ledger", 8, 16), store=Lane("intake-store", 8, 16))
+    lanes = IntakeLanes.default()
     probes = {"ledger": Lane("probe-ledger", 2), "object store": Lane("probe-store", 2)}
     intake = Intake(ledger, fast_store, limits, lanes=lanes, on_accepted=lambda: worker.wake())
     register_ledger_collector(ledger)

@@ -45,7 +45,7 @@ def create_app(
     metrics_lane: Lane | None = None,
 ) -> Starlette:
     document = openapi_document(version)
-    scrapes = metrics_lane or Lane("metrics", 2, 4)
+    scrapes = metrics_lane or Lane("metrics", 2, 64)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})

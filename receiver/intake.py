@@ -45,6 +45,9 @@ _REQUEST_ID_HEADER = re.compile(r"^x-(?:[a-z0-9]+-)*(?:request|correlation|trace
 _MAX_HEADER_VALUE = 512
 NOT_FOUND = {"error": "not_found", "detail": "no such callback"}
 RETRY_AFTER_SECONDS = 5
+# Calls that may wait for a lane's thread: a burst of callbacks queues (each within its own
+# timeout); only a dependency that stops answering fills it, and then callbacks get 503 at once.
+INTAKE_QUEUE = 256
 
 
 class BodyTooLarge(Exception):
@@ -75,6 +78,10 @@ class IntakeLanes:
 
     ledger: Lane
     store: Lane
+
+    @classmethod
+    def default(cls) -> IntakeLanes:
+        return cls(Lane("intake-ledger", 8, INTAKE_QUEUE), Lane("intake-store", 8, INTAKE_QUEUE))
 
 
 def token_matches(token: str, token_sha256: str) -> bool:
@@ -114,9 +121,7 @@ class Intake:
         self._ledger = ledger
         self._store = store
         self._limits = limits
-        self._lanes = lanes or IntakeLanes(
-            ledger=Lane("intake-ledger", 8, 16), store=Lane("intake-store", 8, 16)
-        )
+        self._lanes = lanes or IntakeLanes.default()
         self._on_accepted = on_accepted
         self._tmp_dir = tmp_dir
 

@@ -111,9 +111,9 @@ def test_metrics_scrapes_during_a_ledger_stall_leave_healthz_answering(
             prober = threading.Thread(target=probe_health)
             prober.start()
             ages: list[float] = []
-            # The cache goes stale after 5 s; every scrape after that starts a refresh that
-            # the stalled ledger never answers, and still returns within its bound.
-            while not ages or ages[-1] < 6:
+            # Each scrape waits briefly for a ledger read the stall never answers, and then
+            # answers with the last values, whose age grows.
+            while not ages or ages[-1] < 3:
                 scrape, took = _timed("GET", f"{service.url}/metrics")
                 assert scrape.status_code == 200 and took < 2.0, took
                 age = sample(service.url, "archiver_ledger_summary_age_seconds")
