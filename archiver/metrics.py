@@ -20,12 +20,12 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from storage.ledger import Ledger, Summary
+from storage.lifecycle import STATES
 from storage.schema import STREAM
 
 log = logging.getLogger("chat_archiver.metrics")
 
-STATES = ("planned", "requested", "received", "committed", "failed", "quarantined")
-SCRAPE_WAIT_SECONDS = 0.5
+SCRAPE_WAIT_SECONDS = 1.5
 
 
 class LedgerCollector(Collector):

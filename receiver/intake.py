@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, Response
 
 from receiver.lanes import Lane
 from receiver.metrics import CALLBACK_BYTES, CALLBACKS
+from storage.errors import UserError
 from storage.layout import raw_body_key, raw_meta_key
 from storage.ledger import Ledger
 from storage.objectstore import ObjectStore
@@ -50,12 +51,12 @@ RETRY_AFTER_SECONDS = 5
 INTAKE_QUEUE = 256
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(UserError):
+    """The sender's body is over the limit: its mistake, answered 413."""
 
 
-class BodyTooSlow(Exception):
-    pass
+class BodyTooSlow(UserError):
+    """The sender's body did not arrive in time: answered 408."""
 
 
 @dataclass(frozen=True)
