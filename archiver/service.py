@@ -140,6 +140,7 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
         )
         scheduler.start()
         startup = asyncio.create_task(_catch_up(requester))
+        app.state.catch_up = startup
         log.info(
             "service_started", extra={"storage": store.description, "schedule": settings.schedule}
         )

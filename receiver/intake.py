@@ -28,7 +28,7 @@ from starlette.responses import JSONResponse, Response
 
 from receiver.lanes import Lane
 from receiver.metrics import CALLBACK_BYTES, CALLBACKS
-from storage.errors import UserError
+from storage.errors import ErrorKind, UserError, kind_of, one_line
 from storage.layout import raw_body_key, raw_meta_key
 from storage.ledger import Ledger
 from storage.objectstore import ObjectStore
@@ -104,8 +104,9 @@ class _Unavailable(Exception):
     """Looking up or storing the callback failed; `dependency` names what failed."""
 
     def __init__(self, dependency: str, error: BaseException) -> None:
-        super().__init__(f"{type(error).__name__}: {error}")
+        super().__init__(f"{type(error).__name__}: {one_line(error)}")
         self.dependency = dependency
+        self.kind = kind_of(error)
 
 
 class Intake:
@@ -135,6 +136,10 @@ class Intake:
         try:
             return await self._handle(request, export_id, token)
         except _Unavailable as failure:
+            if failure.kind is ErrorKind.USER and failure.dependency == "ledger":
+                # The export vanished between the look-up and the record: no such callback.
+                CALLBACKS.labels("not_found").inc()
+                return JSONResponse(NOT_FOUND, status_code=404)
             return self._unavailable(export_id, failure)
 
     async def _handle(self, request: Request, export_id: str, token: str) -> Response:
@@ -185,16 +190,20 @@ class Intake:
                 "client": request.client.host if request.client else None,
                 "headers": kept_headers(dict(request.headers)),
             }
-            try:
-                await self._lanes.store.run(
-                    self._limits.store_deadline(size),
-                    self._store_raw,
-                    Path(spool.name),
-                    body_key,
-                    meta,
-                )
-            except Exception as error:  # whatever the store raises, the platform gets 503
-                raise _Unavailable("object store", error) from error
+            # The body and its metadata go up at once: two requests, the wait of one.
+            deadline = self._limits.store_deadline(size)
+            meta_bytes = json.dumps(meta, indent=1).encode()
+            writes = [
+                self._lanes.store.run(deadline, self._store.put_file, body_key, Path(spool.name)),
+                self._lanes.store.run(
+                    deadline, self._store.put_bytes, raw_meta_key(body_key), meta_bytes
+                ),
+            ]
+            for done in await asyncio.gather(*writes, return_exceptions=True):
+                if isinstance(done, Exception):
+                    raise _Unavailable("object store", done) from done
+                if isinstance(done, BaseException):
+                    raise done
         outcome = await self._on_ledger(
             self._ledger.record_callback,
             export_id=export_id,
@@ -235,6 +244,7 @@ class Intake:
             extra={
                 "export_id": export_id,
                 "dependency": failure.dependency,
+                "kind": failure.kind.value,
                 "reason": str(failure),
             },
         )
@@ -280,7 +290,3 @@ class Intake:
             spool.write(chunk)
         spool.flush()
         return size, digest.hexdigest()
-
-    def _store_raw(self, body: Path, body_key: str, meta: dict[str, object]) -> None:
-        self._store.put_file(body_key, body)
-        self._store.put_bytes(raw_meta_key(body_key), json.dumps(meta, indent=1).encode())

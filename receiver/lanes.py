@@ -15,11 +15,13 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
+from storage.errors import TransientError
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
 
-class LaneUnavailable(Exception):
+class LaneUnavailable(TransientError):
     """A call could not be answered in time; the message names the lane and why, in one line."""
 
 

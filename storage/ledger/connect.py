@@ -70,6 +70,10 @@ class Database:
         self.safe_url = parsed.render_as_string(hide_password=True)
         self.dialect = parsed.get_backend_name()
         self._lock: AbstractContextManager[Any] = nullcontext()
+        # SQLite lets one writer in at a time and makes the others poll with growing sleeps
+        # (up to 100 ms each); writers of this process queue on a lock instead, and are woken
+        # the moment it is free. Other processes (a CLI command) still meet the busy timeout.
+        self._write_lock: threading.Lock | None = None
         self.engine = self._create_engine(parsed)
 
     def _create_engine(self, url: URL) -> Engine:
@@ -88,6 +92,7 @@ class Database:
                     url, poolclass=StaticPool, connect_args={"check_same_thread": False}
                 )
             else:
+                self._write_lock = threading.Lock()
                 engine = create_engine(
                     url,
                     pool_timeout=POOL_TIMEOUT_SECONDS,
@@ -114,7 +119,7 @@ class Database:
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Connection]:
         events: list[lifecycle.Event] = []
-        with self._lock:
+        with self._lock, self._writer(write):
             try:
                 with self.engine.connect() as conn:
                     conn.execution_options(**{_WRITE_OPTION: write})
@@ -133,6 +138,20 @@ class Database:
         # Only here has the transaction committed: the transitions it made happened.
         for happened in events:
             lifecycle.emit(happened)
+
+    @contextmanager
+    def _writer(self, write: bool) -> Iterator[None]:
+        if not write or self._write_lock is None:
+            yield
+            return
+        if not self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_SECONDS):
+            raise LedgerError(
+                f"ledger {self.safe_url}: another write held it for {SQLITE_BUSY_TIMEOUT_SECONDS} s"
+            )
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     @property
     def is_postgres(self) -> bool:

@@ -50,7 +50,14 @@ _MAX_POOL_CONNECTIONS = 20
 
 
 class S3Store:
-    def __init__(self, bucket: str, prefix: str, options: S3Options) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        options: S3Options,
+        *,
+        session: boto3.session.Session | None = None,
+    ) -> None:
         if not bucket:
             raise StoreError("storage URL needs a bucket: s3://bucket/prefix", kind=ErrorKind.USER)
         self.bucket = bucket
@@ -69,9 +76,12 @@ class S3Store:
             max_pool_connections=_MAX_POOL_CONNECTIONS,
             tcp_keepalive=True,
         )
-        # A session of its own: boto3 clients are thread-safe, the default session is not.
-        session = boto3.session.Session()
-        self._client: Any = session.client("s3", endpoint_url=options.endpoint_url, config=config)
+        # A session of its own: boto3 clients are thread-safe, the default session is not. The
+        # fast-failing sibling shares it, and with it the parsed service model.
+        self._session = session or boto3.session.Session()
+        self._client: Any = self._session.client(
+            "s3", endpoint_url=options.endpoint_url, config=config
+        )
         self._extra: dict[str, str] = {}
         if options.sse:
             self._extra["ServerSideEncryption"] = options.sse
@@ -92,7 +102,7 @@ class S3Store:
             read_timeout=_FAST_READ_TIMEOUT,
             max_attempts=min(self._options.max_attempts, _FAST_MAX_ATTEMPTS),
         )
-        return S3Store(self.bucket, self._root.rstrip("/"), options)
+        return S3Store(self.bucket, self._root.rstrip("/"), options, session=self._session)
 
     def _transfers(self) -> S3Transfer:
         """The store's one transfer manager, made on first use (it starts threads)."""
