@@ -33,14 +33,13 @@ class RunningService:
         """A window in state `requested` with a live export id and token, as after a request."""
         self.ledger.plan(STREAM, [window])
         self.ledger.force_due(STREAM, [window], include_committed=True, now=datetime.now(UTC))
-        claimed = self.ledger.claim_due(
+        [attempt] = self.ledger.claim_due(
             STREAM,
             datetime.now(UTC),
             limit=1,
             callback_timeout=timedelta(hours=6),
             max_attempts=5,
         )
-        [attempt] = claimed
         assert attempt.window == window
         return attempt
 
@@ -64,7 +63,7 @@ def running_service(tmp_path: Path, **overrides: Any) -> Iterator[RunningService
     )
     settings = replace(settings, **overrides)
     ledger = Ledger.open(settings.ledger_url)
-    store = open_store(settings.storage_url)
+    store = open_store(settings.storage_url, settings.s3)
     try:
         app = build_service(settings, ledger, store)
         with serve_in_thread(app, port=port) as url:
@@ -74,8 +73,8 @@ def running_service(tmp_path: Path, **overrides: Any) -> Iterator[RunningService
         ledger.close()
 
 
-def _wait_for_catch_up(app: Starlette, timeout: float = 60.0) -> None:
-    """The service's start-up tick must not claim a window a test is about to put in place."""
+def _wait_for_catch_up(app: Starlette, timeout: float = 15.0) -> None:
+    """Waits out the service's start-up tick, so it cannot claim a window a test is preparing."""
     deadline = time.monotonic() + timeout
     while not app.state.catch_up.done():
         if time.monotonic() > deadline:
