@@ -20,7 +20,7 @@ from tests.servers import serve_in_thread
 KEY = "stream-key"
 DAY = timedelta(days=1)
 START = datetime(2026, 1, 1, tzinfo=UTC)
-PACING = timedelta(seconds=0.3)
+PACING = timedelta(seconds=0.4)
 
 
 @pytest.fixture
@@ -74,9 +74,10 @@ def test_processes_sharing_a_ledger_send_one_paced_stream(ledger: Ledger, upstre
 
     received = _received(upstream)
     assert sent == len(received) == 8
-    # Each process alone would have sent its four in 3 x pacing; sharing, the eight take 7 x.
+    # Each process alone would send its four in 3 x pacing; sharing, the eight take 7 x (less
+    # what a slow request loses on its way, on a busy machine).
     span = (received[-1] - received[0]).total_seconds()
-    assert span >= 7 * PACING.total_seconds() - 0.15
+    assert span >= 5 * PACING.total_seconds()
 
 
 def test_a_429_with_retry_after_holds_back_every_process(ledger: Ledger, upstream: str) -> None:
