@@ -17,6 +17,7 @@ from sqlalchemy.exc import DBAPIError
 
 from storage.layout import Window
 from storage.ledger import intake, owners, planning, reading
+from storage.ledger import pacing as request_stream
 from storage.ledger.connect import Database, first_line
 from storage.ledger.models import (
     CallbackRecord,
@@ -99,6 +100,21 @@ class Ledger:
             conn.execute(
                 statement.on_conflict_do_update(index_elements=["key"], set_={"value": value})
             )
+
+    # The export request stream every process of the deployment shares.
+
+    def reserve_request_slot(
+        self, now: datetime, pacing: timedelta, max_wait: timedelta
+    ) -> datetime | None:
+        """When this process may send its next export request; None if not within
+        `max_wait` (then nothing is reserved)."""
+        with self._db.write() as conn:
+            return request_stream.reserve(conn, now, pacing, max_wait)
+
+    def hold_requests(self, until: datetime) -> None:
+        """No process of the deployment sends an export request before `until`."""
+        with self._db.write() as conn:
+            request_stream.hold(conn, until)
 
     # Planning and requesting (the scheduler).
 
