@@ -62,6 +62,11 @@ class Settings:
     lease: timedelta = timedelta(minutes=2)
     body_timeout: timedelta = timedelta(seconds=60)
     log_level: str = "INFO"
+    table_format: str = "parquet"
+    iceberg_catalog: str = "sql"
+    iceberg_catalog_uri: str | None = field(default=None, repr=False)
+    iceberg_table: str = "chat_archive.chat_messages"
+    iceberg_snapshot_retention: timedelta = timedelta(days=7)
 
     def require_upstream(self) -> None:
         """`serve`, `export` and `backfill` talk to the upstream; other commands do not."""
@@ -184,6 +189,14 @@ def _parse_choice(choices: tuple[str, ...]) -> Parser:
     return parse
 
 
+def _parse_table_name(text: str) -> str:
+    name = text.strip()
+    parts = name.split(".")
+    if len(parts) < 2 or not all(part.replace("_", "").isalnum() for part in parts):
+        raise ValueError(f"expected namespace.table (letters, digits, _), got {text!r}")
+    return name
+
+
 def _parse_log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -218,6 +231,11 @@ _PARSERS: dict[str, Parser] = {
     "lease": _parse_positive_duration,
     "body_timeout": _parse_positive_duration,
     "log_level": _parse_log_level,
+    "table_format": _parse_choice(("parquet", "iceberg")),
+    "iceberg_catalog": _parse_choice(("sql", "rest", "glue")),
+    "iceberg_catalog_uri": str.strip,
+    "iceberg_table": _parse_table_name,
+    "iceberg_snapshot_retention": _parse_positive_duration,
 }
 
 _S3_PARSERS: dict[str, Parser] = {

@@ -31,10 +31,11 @@ from receiver.decoding.download import (
     download,
 )
 from receiver.metrics import DOWNLOAD_BYTES, ROWS_REJECTED, ROWS_WRITTEN, WINDOWS_PROCESSED
-from storage.commit import WriteOptions, write_window
+from storage.commit import WriteOptions
 from storage.layout import raw_meta_key
 from storage.ledger import Ledger, ProcessingClaim
 from storage.objectstore import ObjectStore
+from storage.target import CommitTarget, PlainTarget
 
 log = logging.getLogger("chat_archiver.receiver.processing")
 
@@ -48,6 +49,8 @@ class ProcessingConfig:
     max_attempts: int
     retry_delay: timedelta = timedelta(minutes=1)
     tmp_dir: Path | None = None
+    target: CommitTarget | None = None
+    """Where windows are committed; the plain layout on the worker's store when None."""
 
 
 @dataclass(frozen=True)
@@ -145,9 +148,9 @@ def _decode_and_write(
     options = config.write
     if options.tmp_dir is None:
         options = WriteOptions(options.part_bytes, options.row_group_bytes, work)
+    target = config.target or PlainTarget(store)
     try:
-        result = write_window(
-            store,
+        result = target.commit_window(
             claim.window,
             claim.export_id,
             read_batches(data, tmp_dir=decode_dir),

@@ -39,7 +39,8 @@ DICTIONARY_COLUMNS = [
 
 
 def parquet_writer(sink: pa.NativeFile, schema: pa.Schema = MESSAGE_SCHEMA) -> pq.ParquetWriter:
-    """`schema` is MESSAGE_SCHEMA, or the same with Parquet field ids (Iceberg data files)."""
+    """`schema` is MESSAGE_SCHEMA, or the Iceberg data files' variant of it (field ids, `role`
+    as plain strings: Parquet dictionary-encodes it either way)."""
     return pq.ParquetWriter(
         sink,
         schema,
@@ -134,8 +135,10 @@ class PartWriter:
         if current.buffer:
             table = pa.Table.from_batches(current.buffer, _BUFFERED_SCHEMA)
             current.buffer = []
-            roles = pc.dictionary_encode(table.column(_ROLE).combine_chunks())
-            table = table.set_column(_ROLE, MESSAGE_SCHEMA.field(_ROLE), roles)
+            role_field = self.file_schema.field(_ROLE)
+            if pa.types.is_dictionary(role_field.type):
+                roles = pc.dictionary_encode(table.column(_ROLE).combine_chunks())
+                table = table.set_column(_ROLE, role_field, roles)
             current.writer.write_table(table, row_group_size=max(table.num_rows, 1))
             del table
             # Give the row group's memory back now, before the next one fills up: Arrow's

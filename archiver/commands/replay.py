@@ -26,7 +26,7 @@ def replay(settings: Settings, *, export_id: str | None, quarantined: bool) -> i
         if count == 0:
             print("nothing to replay")
             return 0
-        config = processing_config(settings)
+        config = processing_config(settings, store)
         owner = replica_name()
         outcomes: dict[str, int] = {}
         while claim := ledger.claim_received(owner, datetime.now(UTC), settings.lease):

@@ -1,0 +1,61 @@
+"""Where a window's rows are committed: the plain Parquet layout or an Iceberg table.
+
+The worker hands a window's batches to a commit target and records what it returns; the
+target alone knows how a window becomes visible to readers (a manifest, or a snapshot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Protocol
+
+import pyarrow as pa
+
+from storage.commit import CommitResult, WriteOptions, write_window
+from storage.layout import Window
+from storage.objectstore import ObjectStore
+
+DEFAULT_OPTIONS = WriteOptions()
+
+Fence = Callable[[], None]
+"""Called right before the step that makes the window visible; raises when it must not."""
+
+
+class CommitTarget(Protocol):
+    def describe(self) -> str: ...
+
+    def commit_window(
+        self,
+        window: Window,
+        export_id: str,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        ingested_at: datetime,
+        options: WriteOptions = DEFAULT_OPTIONS,
+        fence: Fence | None = None,
+    ) -> CommitResult: ...
+
+
+class PlainTarget:
+    """The Hive-style layout: parts, then the manifest that commits them."""
+
+    def __init__(self, store: ObjectStore) -> None:
+        self.store = store
+
+    def describe(self) -> str:
+        return f"parquet layout at {self.store.description}"
+
+    def commit_window(
+        self,
+        window: Window,
+        export_id: str,
+        batches: Iterable[pa.RecordBatch],
+        *,
+        ingested_at: datetime,
+        options: WriteOptions = DEFAULT_OPTIONS,
+        fence: Fence | None = None,
+    ) -> CommitResult:
+        return write_window(
+            self.store, window, export_id, batches, ingested_at=ingested_at, options=options
+        )
