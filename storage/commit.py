@@ -194,8 +194,9 @@ def stage(
                     staged.outside_window += outside_count
                     rows = rows.filter(pc.invert(outside))
                 for day, piece in split_by_day(rows):
-                    placement = writer.write(day, piece)
-                    prints.add(piece.column("id"), placement.part, placement.offset)
+                    for chunk in _row_group_slices(piece, options.row_group_bytes):
+                        placement = writer.write(day, chunk)
+                        prints.add(chunk.column("id"), placement.part, placement.offset)
         staged.parts = writer.close()
     except BaseException:
         writer.abort()
@@ -206,6 +207,17 @@ def stage(
         rewrite_without(staged.parts[part_index], offsets, file_schema)
     staged.parts = [part for part in staged.parts if part.rows]
     return staged
+
+
+def _row_group_slices(batch: pa.RecordBatch, limit: int) -> Iterator[pa.RecordBatch]:
+    """A decoded batch larger than a row group, cut so that files roll at their size."""
+    if batch.nbytes <= limit or batch.num_rows < 2:
+        yield batch
+        return
+    count = min(-(-batch.nbytes // limit), batch.num_rows)
+    step = -(-batch.num_rows // count)
+    for offset in range(0, batch.num_rows, step):
+        yield batch.slice(offset, step)
 
 
 def _drops(parts: list[LocalPart], candidates: list[tuple[int, int, int]]) -> dict[int, list[int]]:

@@ -33,6 +33,8 @@ log = logging.getLogger("chat_archiver.iceberg")
 # pyiceberg warns on every read of a file whose Arrow schema has a dictionary column; files
 # written before FILE_SCHEMA dropped it would flood the logs.
 logging.getLogger("pyiceberg.io.pyarrow").setLevel(logging.ERROR)
+# pyiceberg logs every FileIO it loads at INFO; that is one line per table load.
+logging.getLogger("pyiceberg").setLevel(logging.WARNING)
 
 
 class IcebergError(Exception):

@@ -134,8 +134,10 @@ class IcebergTarget:
             self._put_rejects(window, staged)
             rows = sum(part.rows for part in parts)
             properties = summary_properties(window, export_id, rows, staged.rejects, write_id)
-            snapshot_id = self._commit(window, write_id, added, properties, work, fence)
-        deleted = delete_window_orphans(self.tables.load(), window, keep_write_id=write_id)
+            table, snapshot_id = self._commit(
+                table, window, write_id, added, properties, work, fence
+            )
+        deleted = delete_window_orphans(table, window, keep_write_id=write_id)
         pa.default_memory_pool().release_unused()
         reference = f"iceberg:{self.tables.config.table}@{snapshot_id}"
         log.info(
@@ -173,22 +175,25 @@ class IcebergTarget:
 
     def _commit(
         self,
+        table: Table,
         window: Window,
         write_id: str,
         added: list[DataFile],
         properties: dict[str, str],
         work: Path,
         fence: Fence | None,
-    ) -> int | None:
+    ) -> tuple[Table, int | None]:
+        """Commits on `table` and returns it as committed, with the new snapshot's id."""
         for attempt in range(1, self.max_attempts + 1):
-            table = self.tables.load()
+            if attempt > 1:
+                table = self.tables.load()
             replacement = replace_window(table, window, added, write_id, work)
             if not replacement.removed and not replacement.added:
                 # Nothing to say: an empty window over an empty range. No snapshot is made.
                 if fence:
                     fence()
                 current = table.current_snapshot()
-                return current.snapshot_id if current else None
+                return table, current.snapshot_id if current else None
             if fence:
                 fence()
             try:
@@ -208,7 +213,7 @@ class IcebergTarget:
                 time.sleep(delay)
                 continue
             snapshot = table.current_snapshot()
-            return snapshot.snapshot_id if snapshot else None
+            return table, snapshot.snapshot_id if snapshot else None
         raise CommitConflict(
             f"window {window}: {self.max_attempts} commits in a row lost to concurrent commits"
         )

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import threading
 from dataclasses import asdict
 from pathlib import Path
 from types import TracebackType
@@ -59,6 +60,21 @@ def io_properties(storage_url: str, s3: S3Options) -> dict[str, str]:
     return properties
 
 
+_STORES: dict[tuple[str, str], ObjectStore] = {}
+_STORES_LOCK = threading.Lock()
+
+
+def _shared_store(root: str, s3_options: str) -> ObjectStore:
+    """One store per process and configuration: pyiceberg makes a FileIO for every table it
+    loads, and a new S3 client costs far more than the commit it would serve."""
+    with _STORES_LOCK:
+        store = _STORES.get((root, s3_options))
+        if store is None:
+            store = open_store(root, S3Options(**json.loads(s3_options)))
+            _STORES[(root, s3_options)] = store
+        return store
+
+
 class StoreFileIO(PyArrowFileIO):
     def __init__(self, properties: Properties = {}) -> None:  # noqa: B006 - pyiceberg's signature
         super().__init__(properties)
@@ -66,9 +82,7 @@ class StoreFileIO(PyArrowFileIO):
         if not root:
             raise StoreError(f"{IO_IMPL} needs the catalog property {STORAGE_URL}")
         self.root = root
-        self.store: ObjectStore = open_store(
-            root, S3Options(**json.loads(properties.get(S3_OPTIONS, "{}")))
-        )
+        self.store = _shared_store(root, properties.get(S3_OPTIONS, "{}"))
 
     def key(self, location: str) -> str:
         """The store key of an absolute location under the root."""
