@@ -58,8 +58,8 @@ def iceberg_env(
     settings = {
         "ARCHIVER_TABLE_FORMAT": "iceberg",
         "ARCHIVER_S3_CHECKSUMS": "when_required",
-        "ARCHIVER_PART_BYTES": "1024",
-        "ARCHIVER_ROW_GROUP_BYTES": "1024",
+        "ARCHIVER_PART_BYTES": "8192",
+        "ARCHIVER_ROW_GROUP_BYTES": "2048",
     }
     return service_env(
         api_url=simulator_url,
