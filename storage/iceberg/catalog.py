@@ -98,6 +98,13 @@ class TableSource:
         self.catalog = catalog or open_catalog(config)
         self._checked = False
 
+    def current(self) -> Table | None:
+        """The table as it is, or None when no window has created it yet."""
+        try:
+            return self.catalog.load_table(self.config.table)
+        except NoSuchTableError:
+            return None
+
     def load(self) -> Table:
         try:
             table = self.catalog.load_table(self.config.table)
