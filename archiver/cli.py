@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from archiver.errors import CommandError
-from archiver.settings import SettingsError, load_settings, parse_instant
+from archiver.settings import load_settings, parse_instant
 from storage.ddl import DIALECTS
-from storage.ledger import LedgerError
-from storage.objectstore import StoreError
+from storage.errors import ArchiverError, ErrorKind, one_line
+
+# What a command exits with when it stops on an error of each kind (README, "Exit codes").
+EXIT_CODES = {ErrorKind.USER: 2, ErrorKind.TRANSIENT: 3, ErrorKind.PERMANENT: 1}
 
 
 def _instant(text: str) -> object:
@@ -74,13 +77,22 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return _dispatch(args)
-    except (SettingsError, LedgerError, StoreError, CommandError) as error:
-        print(f"chat-archiver: error: {error}", file=sys.stderr)
-        return 2
+        code = _dispatch(args)
+        # Flushed here, so a reader that went away is seen below, not at interpreter exit.
+        sys.stdout.flush()
+        return code
+    except ArchiverError as error:
+        print(f"chat-archiver: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_CODES[error.kind]
     except KeyboardInterrupt:
         print("chat-archiver: interrupted; run the command again to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`status | head`): not an error of ours. Point stdout at devnull
+        # so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def _dispatch(args: argparse.Namespace) -> int:

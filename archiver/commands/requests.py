@@ -16,11 +16,12 @@ from archiver.settings import Settings
 from scheduler.client import ExportClient
 from scheduler.planner import align_down, windows_between
 from scheduler.requester import Requester
+from storage.errors import ErrorKind
 from storage.layout import Window
-from storage.ledger import Ledger
+from storage.ledger import Ledger, WindowRecord
+from storage.lifecycle import FINAL, PROBLEMS, RETIRED, WindowState
 from storage.schema import STREAM
 
-FINAL_STATES = ("committed", "failed", "quarantined")
 POLL_SECONDS = 1.0
 
 
@@ -46,7 +47,7 @@ async def _request_all(requester: Requester, ledger: Ledger, windows: list[Windo
             return report.stopped
         waiting = [
             record
-            for record in ledger.windows(STREAM, states=["planned"])
+            for record in ledger.windows(STREAM, states=[WindowState.PLANNED])
             if record.window in wanted
         ]
         if not waiting:
@@ -110,27 +111,23 @@ async def _backfill(
     timeout: float | None,
 ) -> int:
     requester = requester_for(settings, ledger, client)
-    wanted = set(windows)
     bar = ProgressBar(len(windows))
     deadline = time.monotonic() + timeout if timeout else None
     try:
         while True:
             report = await requester.request_due()
-            if report.stopped and "API key" in report.stopped:
-                raise CommandError(report.stopped)
-            states: Counter[str] = Counter(
-                record.state
-                for record in ledger.windows(STREAM, since=windows[0].start, until=windows[-1].end)
-                if record.window in wanted
-            )
-            finished = sum(states[state] for state in FINAL_STATES)
+            if report.stop_kind is ErrorKind.USER:
+                raise CommandError(report.stopped or "requesting stopped")
+            records = _covering(ledger, windows)
+            states: Counter[str] = Counter(record.state for record in records)
+            total = len(records)
             bar.update(
-                states["committed"],
-                f"committed, {len(windows) - states['planned']}/{len(windows)} requested, "
-                f"{states['requested'] + states['received']} in flight, "
-                f"{states['failed'] + states['quarantined']} failed",
+                states[WindowState.COMMITTED],
+                f"committed, {total - states[WindowState.PLANNED]}/{total} requested, "
+                f"{states[WindowState.REQUESTED] + states[WindowState.RECEIVED]} in flight, "
+                f"{sum(states[state] for state in PROBLEMS)} failed",
             )
-            if finished >= len(windows):
+            if all(record.state in FINAL for record in records):
                 break
             if deadline and time.monotonic() > deadline:
                 bar.close()
@@ -143,12 +140,20 @@ async def _backfill(
     finally:
         bar.close()
         await client.aclose()
-    failed = [
-        record
-        for record in ledger.windows(STREAM, states=["failed", "quarantined"])
-        if record.window in wanted
-    ]
+    records = _covering(ledger, windows)
+    failed = [record for record in records if record.state in PROBLEMS]
     for record in failed:
         print(f"{record.state}: {record.window}  {record.reason}", file=sys.stderr)
-    print(f"backfill: {len(windows) - len(failed)} committed, {len(failed)} failed")
+    print(f"backfill: {len(records) - len(failed)} committed, {len(failed)} failed")
     return 1 if failed else 0
+
+
+def _covering(ledger: Ledger, windows: list[Window]) -> list[WindowRecord]:
+    """The live windows that cover `windows`: the windows themselves, or the halves that replaced
+    a window the upstream refused as too long (a `split` window is history, not waited for)."""
+    start, end = windows[0].start, windows[-1].end
+    return [
+        record
+        for record in ledger.windows(STREAM, since=start, until=end)
+        if record.state not in RETIRED and record.window.end <= end
+    ]
