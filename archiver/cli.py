@@ -63,8 +63,16 @@ def build_parser() -> argparse.ArgumentParser:
     target.add_argument("export_id", nargs="?", metavar="EXPORT_ID")
     target.add_argument("--quarantined", action="store_true", help="every quarantined window")
 
-    verify = commands.add_parser("verify", help="check manifests against objects")
+    verify = commands.add_parser("verify", help="check the archive as a table, and its objects")
     verify.add_argument("--since", type=_instant, metavar="T")
+    verify.add_argument(
+        "--source",
+        action="store_true",
+        help="also read archived chats back from the platform and compare",
+    )
+    verify.add_argument(
+        "--sample", type=int, default=20, metavar="N", help="chats to read back (default 20)"
+    )
 
     ddl = commands.add_parser("ddl", help="print the statements that expose the archive")
     ddl.add_argument("--dialect", choices=DIALECTS, required=True)
@@ -120,9 +128,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return replay(settings, export_id=args.export_id, quarantined=args.quarantined)
     if args.command == "verify":
-        from archiver.commands.archive import verify
+        from archiver.commands.verify import verify
 
-        return verify(settings, since=args.since)
+        return verify(settings, since=args.since, source=args.source, sample=args.sample)
     if args.command == "ddl":
         from archiver.commands.archive import ddl
 

@@ -9,11 +9,13 @@
 | `failure_notices: n \\| {"count", "error"}` | the next n callbacks are `{"status": "failed", "error": ...}` |
 | `callback_shape: name` | how the export reaches the callback (see config.CALLBACK_SHAPES) |
 | `expire_links: true` | every download link answers 410 Gone |
+| `edited_messages: {id: {field: value}}` | the listed messages read back changed, as if edited after they were exported |
+| `deleted_messages: [id, ...]` | the listed messages are gone from the chat's messages, as if deleted |
 """  # noqa: E501
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.config import CALLBACK_SHAPES, SimulatorConfig
@@ -46,6 +48,8 @@ class Faults:
     failure_error: str = DEFAULT_FAILURE
     callback_shape: str = "link-ndjson-gz"
     expire_links: bool = False
+    edited_messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deleted_messages: frozenset[str] = frozenset()
 
     @classmethod
     def from_config(cls, config: SimulatorConfig) -> Faults:
@@ -85,6 +89,16 @@ class Faults:
                 if not isinstance(value, bool):
                     raise FaultError("expire_links must be true or false")
                 changes[key] = value
+            elif key == "edited_messages":
+                if not isinstance(value, dict) or not all(
+                    isinstance(fields, dict) for fields in value.values()
+                ):
+                    raise FaultError("edited_messages must map message ids to objects of fields")
+                changes[key] = {str(id_): dict(fields) for id_, fields in value.items()}
+            elif key == "deleted_messages":
+                if not isinstance(value, list):
+                    raise FaultError("deleted_messages must be a list of message ids")
+                changes[key] = frozenset(str(id_) for id_ in value)
             else:
                 raise FaultError(f"unknown fault switch {key!r}")
         for key, value in changes.items():
@@ -123,6 +137,8 @@ class Faults:
             "failure_error": self.failure_error,
             "callback_shape": self.callback_shape,
             "expire_links": self.expire_links,
+            "edited_messages": self.edited_messages,
+            "deleted_messages": sorted(self.deleted_messages),
         }
 
 

@@ -1,26 +1,9 @@
-"""`chat-archiver verify` and `ddl`: the archive as warehouses see it."""
+"""`chat-archiver ddl`: the archive as warehouses see it."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from archiver.settings import Settings
 from storage.ddl import render_ddl
-from storage.objectstore import open_store
-from storage.verify import verify_archive
-
-
-def verify(settings: Settings, *, since: datetime | None) -> int:
-    store = open_store(settings.storage_url, settings.s3)
-    problems = 0
-    for problem in verify_archive(store, since=since):
-        problems += 1
-        print(f"{problem.kind:<9} {problem.key}  {problem.detail}")
-    if problems:
-        print(f"verify: {problems} problem(s) in {store.description}")
-        return 1
-    print(f"verify: archive at {store.description} matches its manifests")
-    return 0
 
 
 def ddl(settings: Settings, *, dialect: str, table: str) -> int:

@@ -14,6 +14,7 @@ from pyiceberg.catalog import Catalog, load_catalog
 from pyiceberg.exceptions import NoSuchTableError
 from pyiceberg.table import Table
 
+from storage.errors import ErrorKind, TransientError
 from storage.iceberg.fileio import io_properties, root_url
 from storage.iceberg.schema import (
     ICEBERG_SCHEMA,
@@ -37,8 +38,10 @@ logging.getLogger("pyiceberg.io.pyarrow").setLevel(logging.ERROR)
 logging.getLogger("pyiceberg").setLevel(logging.WARNING)
 
 
-class IcebergError(Exception):
-    """The catalog or the table cannot be used; the message says why, in one line."""
+class IcebergError(TransientError):
+    """The catalog or the table cannot be used; the message says why, in one line.
+
+    Transient unless raised as a user error (a setting that cannot work)."""
 
 
 @dataclass(frozen=True)
@@ -65,14 +68,18 @@ def catalog_properties(config: IcebergConfig) -> dict[str, str]:
         properties |= {"type": "sql", "uri": config.catalog_uri or config.ledger_url}
     elif config.catalog == "rest":
         if not config.catalog_uri:
-            raise IcebergError("ARCHIVER_ICEBERG_CATALOG_URI is required for a rest catalog")
+            raise IcebergError(
+                "ARCHIVER_ICEBERG_CATALOG_URI is required for a rest catalog", kind=ErrorKind.USER
+            )
         properties |= {"type": "rest", "uri": config.catalog_uri}
     elif config.catalog == "glue":
         properties |= {"type": "glue"}
         if config.catalog_uri:
             properties["glue.endpoint"] = config.catalog_uri
     else:
-        raise IcebergError(f"unknown catalog kind {config.catalog!r}; use sql, rest or glue")
+        raise IcebergError(
+            f"unknown catalog kind {config.catalog!r}; use sql, rest or glue", kind=ErrorKind.USER
+        )
     return properties
 
 
@@ -93,7 +100,10 @@ class TableSource:
 
     def __init__(self, config: IcebergConfig, catalog: Catalog | None = None) -> None:
         if "." not in config.table:
-            raise IcebergError(f"ARCHIVER_ICEBERG_TABLE {config.table!r} must be namespace.table")
+            raise IcebergError(
+                f"ARCHIVER_ICEBERG_TABLE {config.table!r} must be namespace.table",
+                kind=ErrorKind.USER,
+            )
         self.config = config
         self.catalog = catalog or open_catalog(config)
         self._checked = False
@@ -113,7 +123,10 @@ class TableSource:
         if not self._checked:
             problem = schema_problem(table.schema())
             if problem:
-                raise IcebergError(f"table {self.config.table} has another schema: {problem}")
+                raise IcebergError(
+                    f"table {self.config.table} has another schema: {problem}",
+                    kind=ErrorKind.USER,
+                )
             self._checked = True
         return table
 
