@@ -40,6 +40,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="request the windows of a period now")
     export.add_argument("--start", type=_instant, required=True, metavar="T")
     export.add_argument("--end", type=_instant, required=True, metavar="T")
+    export.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the windows of another length this period overlaps",
+    )
 
     backfill = commands.add_parser("backfill", help="request every missing window and wait")
     backfill.add_argument("--since", type=_instant, required=True, metavar="T")
@@ -117,7 +122,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from archiver.commands import requests
 
         if args.command == "export":
-            return requests.export(settings, args.start, args.end)
+            return requests.export(settings, args.start, args.end, replace=args.replace)
         return requests.backfill(settings, args.since, args.until, args.force, args.timeout)
     if args.command == "status":
         from archiver.commands.status import status

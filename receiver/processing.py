@@ -30,6 +30,7 @@ from storage.errors import ErrorKind
 from storage.layout import raw_meta_key
 from storage.ledger import Ledger, ProcessingClaim
 from storage.objectstore import ObjectStore
+from storage.schema import STREAM
 from storage.target import CommitTarget, PlainTarget
 
 log = logging.getLogger("chat_archiver.receiver.processing")
@@ -84,6 +85,9 @@ def process_claim(
         ledger.commit(
             claim, rows=outcome.rows, rejects=outcome.rejects, manifest_key=outcome.detail, now=now
         )
+        target = config.target or PlainTarget(store)
+        for replaced in ledger.replaced_and_covered(STREAM, claim.window):
+            target.retire(replaced)
         ROWS_WRITTEN.inc(outcome.rows)
         ROWS_REJECTED.inc(outcome.rejects)
     elif outcome.kind == "quarantined":

@@ -13,7 +13,8 @@ from typing import Protocol
 import pyarrow as pa
 
 from storage.commit import CommitResult, WriteOptions, write_window
-from storage.layout import Window
+from storage.layout import Window, manifest_key
+from storage.manifest import ManifestError, read_manifest
 from storage.objectstore import ObjectStore
 
 DEFAULT_OPTIONS = WriteOptions()
@@ -35,6 +36,11 @@ class CommitTarget(Protocol):
         options: WriteOptions = DEFAULT_OPTIONS,
         fence: Fence | None = None,
     ) -> CommitResult: ...
+
+    def retire(self, window: Window) -> list[str]:
+        """Takes a replaced window's earlier commit out of the table, once windows of another
+        length cover all its time; returns the objects deleted."""
+        ...
 
 
 class PlainTarget:
@@ -59,3 +65,20 @@ class PlainTarget:
         return write_window(
             self.store, window, export_id, batches, ingested_at=ingested_at, options=options
         )
+
+    def retire(self, window: Window) -> list[str]:
+        """The manifest first (readers that trust manifests stop seeing the window at once),
+        then its parts and rejects."""
+        try:
+            manifest = read_manifest(self.store, window)
+        except ManifestError:
+            manifest = None
+        if manifest is None:
+            return []
+        keys = [manifest_key(window, manifest.stream)]
+        keys += [part.key for part in manifest.parts]
+        if manifest.rejects_key:
+            keys.append(manifest.rejects_key)
+        for key in keys:
+            self.store.delete(key)
+        return keys

@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 
 from storage.layout import Window, manifest_key
 from storage.ledger import WindowRecord
+from storage.lifecycle import RETIRED
 from storage.manifest import ManifestError, load, manifest_keys
 from storage.objectstore import ObjectNotFound, ObjectStore
 from storage.schema import STREAM
@@ -27,8 +28,13 @@ from storage.verify import Problem
 
 def ever_committed(records: Iterable[WindowRecord]) -> list[WindowRecord]:
     """Windows whose data is in the archive: committed, or committed once and being
-    re-exported now (their earlier commit stays readable until the new one lands)."""
-    return [r for r in records if r.state == "committed" or r.committed_at is not None]
+    re-exported now (their earlier commit stays readable until the new one lands). Retired
+    windows (split, replaced) are not: others have taken their time over."""
+    return [
+        r
+        for r in records
+        if r.state not in RETIRED and (r.state == "committed" or r.committed_at is not None)
+    ]
 
 
 def ledger_problems(

@@ -105,8 +105,15 @@ class TableSource:
                 kind=ErrorKind.USER,
             )
         self.config = config
-        self.catalog = catalog or open_catalog(config)
+        self._catalog = catalog
         self._checked = False
+
+    @property
+    def catalog(self) -> Catalog:
+        """Opened on first use, so a service starts (and answers /healthz) without waiting on it."""
+        if self._catalog is None:
+            self._catalog = open_catalog(self.config)
+        return self._catalog
 
     def current(self) -> Table | None:
         """The table as it is, or None when no window has created it yet."""

@@ -151,6 +151,10 @@ class IcebergTarget:
         )
         return CommitResult(reference, rows, staged.rejects, parts, deleted)
 
+    def retire(self, window: Window) -> list[str]:
+        """Nothing to do: each replacing window's snapshot already removed the rows in its time."""
+        return []
+
     def _upload(
         self, table: Table, file_io: StoreFileIO, window: Window, write_id: str, staged: Staged
     ) -> tuple[list[DataFile], list[PartInfo]]:

@@ -64,7 +64,9 @@ def snapshot_problems(
             yield Problem(
                 key, "size", f"{size} bytes, the snapshot says {data_file.file_size_in_bytes}"
             )
-    ledger = {record.window: record for record in ever_committed(records)}
+    live = {record.window: record for record in ever_committed(records)}
+    # A replaced window's rows stay until the windows replacing it have all committed.
+    ledger = live | {r.window: r for r in records if r.committed_at is not None}
     for window, count in sorted(rows.items()):
         if since is not None and window.end <= since:
             continue
@@ -82,7 +84,7 @@ def snapshot_problems(
                 f"{count} rows of {window} in the current snapshot; "
                 f"the ledger committed {record.rows}",
             )
-    for window, record in sorted(ledger.items()):
+    for window, record in sorted(live.items()):
         if since is not None and window.end <= since:
             continue
         if record.rows and window not in rows and record.state != "replaced":

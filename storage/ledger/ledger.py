@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from storage.layout import Window
-from storage.ledger import intake, planning, reading
+from storage.ledger import intake, planning, reading, replacing
 from storage.ledger.connect import Database, first_line
 from storage.ledger.models import (
     CallbackRecord,
@@ -25,7 +25,7 @@ from storage.ledger.models import (
     WindowRecord,
 )
 from storage.ledger.planning import insert_ignoring_conflicts
-from storage.ledger.tables import meta
+from storage.ledger.tables import meta, window_record
 
 
 class Ledger:
@@ -92,6 +92,21 @@ class Ledger:
         """Adds the windows not yet known as `planned`; returns how many were new."""
         with self._db.write() as conn:
             return planning.plan(conn, stream, windows, _now())
+
+    def conflicts(self, stream: str, windows: Sequence[Window]) -> list[WindowRecord]:
+        """Windows in the ledger of another length that overlap `windows`."""
+        with self._db.read() as conn:
+            return [window_record(row) for row in replacing.conflicts(conn, stream, windows)]
+
+    def replace(self, stream: str, windows: Sequence[Window], *, reason: str, now: datetime) -> int:
+        """Retires the windows of another length that `windows` overlap and adds `windows`,
+        in one transaction; returns how many were retired."""
+        with self._db.write() as conn:
+            return replacing.replace(conn, stream, windows, reason=reason, now=now)
+
+    def replaced_and_covered(self, stream: str, window: Window) -> list[Window]:
+        with self._db.read() as conn:
+            return replacing.replaced_and_covered(conn, stream, window)
 
     def force_due(
         self,

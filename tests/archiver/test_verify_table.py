@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -22,39 +21,14 @@ from storage.iceberg.commit import IcebergTarget
 from storage.layout import Window
 from storage.ledger import Ledger
 from storage.objectstore import open_store
-from storage.schema import STREAM
 from tests.harness import API_KEY, loopback_simulator
+from tests.ledger_steps import commit_in_ledger
 from tests.servers import serve_in_thread
 from tests.storage.messages import message
 
 DAY = timedelta(days=1)
 START = datetime(2026, 3, 1, tzinfo=UTC)
 INGESTED = datetime(2026, 3, 5, tzinfo=UTC)
-
-
-def commit_in_ledger(ledger: Ledger, window: Window, rows: int) -> str:
-    """The ledger's side of a committed window, as the worker leaves it."""
-    ledger.plan(STREAM, [window])
-    now = datetime.now(UTC)
-    [attempt] = [
-        a
-        for a in ledger.claim_due(
-            STREAM, now, limit=10, callback_timeout=timedelta(hours=1), max_attempts=5
-        )
-        if a.window == window
-    ]
-    ledger.record_callback(
-        export_id=attempt.export_id,
-        callback_id=uuid.uuid4().hex,
-        received_at=now,
-        raw_key=f"_raw/{attempt.export_id}/x.body",
-        body_sha256="0" * 64,
-        size=1,
-    )
-    claim = ledger.claim_received("test", now, timedelta(minutes=1))
-    assert claim is not None and claim.window == window
-    ledger.commit(claim, rows=rows, rejects=0, manifest_key="m", now=now)
-    return attempt.export_id
 
 
 def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
