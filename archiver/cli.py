@@ -84,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     ddl.add_argument("--table", default="chat_messages")
 
     commands.add_parser("check", help="check configuration, ledger, bucket and API key")
+    commands.add_parser(
+        "maintain", help="expire old Iceberg snapshots and delete files nothing references"
+    )
     return parser
 
 
@@ -140,6 +143,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from archiver.commands.archive import ddl
 
         return ddl(settings, dialect=args.dialect, table=args.table)
+    if args.command == "maintain":
+        from archiver.commands.maintain import maintain
+
+        return maintain(settings)
     if args.command == "check":
         from archiver.commands.check import check
 

@@ -1,8 +1,8 @@
 """Files under the table's location that no snapshot references: what a crashed commit left.
 
-A file is referenced when any snapshot still in the table's metadata lists it (deleted entries
-included, so time travel to an older snapshot keeps working). Only such unreferenced files are
-ever deleted.
+A file is referenced when it is live in any snapshot still in the table's metadata (so time
+travel to an older snapshot keeps working until it expires). Only files no snapshot references
+are ever deleted.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def referenced_locations(table: Table) -> set[str]:
             if manifest.manifest_path in seen_manifests:
                 continue
             seen_manifests.add(manifest.manifest_path)
-            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=False):
+            for entry in manifest.fetch_manifest_entry(table.io, discard_deleted=True):
                 found.add(entry.data_file.file_path)
     return found
 
