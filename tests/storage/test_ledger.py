@@ -322,6 +322,7 @@ def test_summary_counts_states_and_names_the_edges_and_problems(ledger: Ledger) 
         "failed": 0,
         "quarantined": 1,
         "split": 0,
+        "replaced": 0,
     }
     assert summary.last_committed is not None and summary.last_committed.window == day(1)
     assert (summary.last_committed.rows, summary.last_committed.rejects) == (3, 1)
