@@ -12,6 +12,7 @@ from archiver.errors import CommandError
 from archiver.settings import load_settings, parse_instant
 from storage.ddl import DIALECTS
 from storage.errors import ArchiverError, ErrorKind, one_line
+from storage.lifecycle import STATES, WindowState
 
 # What a command exits with when it stops on an error of each kind (README, "Exit codes").
 EXIT_CODES = {ErrorKind.USER: 2, ErrorKind.TRANSIENT: 3, ErrorKind.PERMANENT: 1}
@@ -63,10 +64,26 @@ def build_parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", help="windows by state, lag and problems")
     status.add_argument("--json", action="store_true", help="machine-readable output")
 
+    windows = commands.add_parser("windows", help="list windows, by state and start")
+    windows.add_argument(
+        "--state",
+        action="append",
+        choices=[state.value for state in STATES],
+        metavar="S",
+        help=f"only windows in this state (repeatable): {', '.join(STATES)}",
+    )
+    windows.add_argument("--since", type=_instant, metavar="T", help="starting at or after T")
+    windows.add_argument("--json", action="store_true", help="machine-readable output")
+
     replay = commands.add_parser("replay", help="decode stored raw callbacks again")
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument("export_id", nargs="?", metavar="EXPORT_ID")
     target.add_argument("--quarantined", action="store_true", help="every quarantined window")
+    replay.add_argument(
+        "--accept-shrink",
+        action="store_true",
+        help="commit EXPORT_ID although it has far fewer rows than the window it replaces",
+    )
 
     verify = commands.add_parser("verify", help="check the archive as a table, and its objects")
     verify.add_argument("--since", type=_instant, metavar="T")
@@ -131,10 +148,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         from archiver.commands.status import status
 
         return status(settings, as_json=args.json)
+    if args.command == "windows":
+        from archiver.commands.windows import list_windows
+
+        states = [WindowState(state) for state in args.state] if args.state else None
+        return list_windows(settings, states=states, since=args.since, as_json=args.json)
     if args.command == "replay":
         from archiver.commands.replay import replay
 
-        return replay(settings, export_id=args.export_id, quarantined=args.quarantined)
+        if args.accept_shrink and args.export_id is None:
+            raise CommandError("--accept-shrink needs the EXPORT_ID whose rows to accept")
+        return replay(
+            settings,
+            export_id=args.export_id,
+            quarantined=args.quarantined,
+            accept_shrink=args.accept_shrink,
+        )
     if args.command == "verify":
         from archiver.commands.verify import verify
 

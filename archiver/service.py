@@ -65,6 +65,7 @@ def processing_config(settings: Settings, store: ObjectStore | None = None) -> P
         ),
         max_attempts=settings.max_attempts,
         target=commit_target(settings, store) if store is not None else None,
+        shrink_guard=settings.shrink_guard,
     )
 
 

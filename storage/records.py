@@ -9,7 +9,8 @@ Choices worth knowing:
 - `content` longer than the API's documented 100000 characters is kept whole: the archive
   never truncates, so nothing is lost and nothing needs recording.
 - Fields the schema does not know go into `extra` as one JSON object per row, keys sorted,
-  null values left out; `extra` is null when a row has none. An `updatedAt` that does not
+  null values left out, each value's JSON text exactly as the decoder kept it (see
+  `extra_json`); `extra` is null when a row has none. An `updatedAt` that does not
   parse becomes null and its original text is kept in `extra` under `updatedAt`.
 - A row with no `id`, no `chatId`, or a missing or unparseable `createdAt` is rejected with
   the reason and the original record; it never reaches Parquet.
@@ -27,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from storage.jsontext import json_objects, json_strings
 from storage.layout import Window
 from storage.schema import API_FIELDS, MESSAGE_SCHEMA, UTC_MICROS
 
@@ -160,8 +162,22 @@ def as_string(array: pa.Array) -> pa.Array:
     return pa.array([_text(value) for value in array.to_pylist()], pa.string())
 
 
+# What Python's datetime (and so every reader of the archive) can hold, in UTC.
+_EARLIEST = pa.scalar(datetime(1, 1, 1, tzinfo=UTC), UTC_MICROS)
+_LATEST = pa.scalar(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), UTC_MICROS)
+
+
 def as_timestamp(array: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """The column as timestamp[us, UTC], and a mask of values present but not date-times."""
+    """The column as timestamp[us, UTC], and a mask of values present but not date-times
+    (unparseable, or outside years 1 to 9999 once in UTC, such as a `0000-01-01` sentinel)."""
+    stamps, bad = _as_timestamp(array)
+    outside = pc.fill_null(pc.or_(pc.less(stamps, _EARLIEST), pc.greater(stamps, _LATEST)), False)
+    if not pc.any(outside).as_py():
+        return stamps, bad
+    return pc.if_else(outside, pa.scalar(None, UTC_MICROS), stamps), pc.or_(bad, outside)
+
+
+def _as_timestamp(array: pa.Array) -> tuple[pa.Array, pa.Array]:
     array = _plain(array)
     kind = array.type
     none_bad = pa.repeat(pa.scalar(False), len(array))
@@ -206,23 +222,27 @@ def _json_text_fields(schema: pa.Schema) -> frozenset[str]:
 def extra_json(
     columns: dict[str, pa.Array], rows: int, json_text: frozenset[str] = frozenset()
 ) -> pa.Array:
-    """One JSON object per row of the non-null values in `columns`; null when none."""
-    present = {name: array for name, array in columns.items() if array.null_count < rows}
-    if not present:
-        return pa.nulls(rows, pa.string())
-    values = {
-        name: (
-            [None if text is None else json.loads(text) for text in array.to_pylist()]
-            if name in json_text
-            else _plain(array).to_pylist()
-        )
-        for name, array in present.items()
-    }
-    out: list[str | None] = []
-    for index in range(rows):
-        row = {name: column[index] for name, column in values.items() if column[index] is not None}
-        out.append(dumps(row) if row else None)
-    return pa.array(out, pa.string())
+    """One JSON object per row of the non-null values in `columns`, keys sorted; null when
+    none. Columns in `json_text` hold each value's JSON text as sent (a JSON `null` among them
+    is left out like a missing value); strings are encoded as JSON strings; other types (a
+    reader's inferred structs or numbers) go through `dumps`. Built column-wise."""
+    texts = []
+    for name in sorted(columns):
+        array = _plain(columns[name])
+        if array.null_count == rows:
+            continue
+        if name in json_text:
+            text = array.cast(pa.string())
+            text = pc.if_else(pc.equal(text, "null"), pa.scalar(None, pa.string()), text)
+        elif pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+            text = json_strings(array)
+        else:
+            text = pa.array(
+                [None if value is None else dumps(value) for value in array.to_pylist()],
+                pa.string(),
+            )
+        texts.append((name, text))
+    return json_objects(texts, rows)
 
 
 def dumps(value: Any) -> str:
@@ -256,8 +276,21 @@ def _rejects(
         if created_bad[index].as_py():
             shown = _text(record.get("createdAt"))
             reasons.append(f"createdAt is not an ISO-8601 date-time: {shown!r}")
+            if pc.is_valid(batch.column("createdAt")[index]).as_py() and _parses(shown):
+                reasons[-1] += " (outside years 1 to 9999 in UTC)"
         out.append(Reject("; ".join(reasons), record))
     return out
+
+
+def _parses(text: str | None) -> bool:
+    """Whether `text` is ISO-8601 at all (so a rejection must be for its range)."""
+    if text is None:
+        return False
+    try:
+        datetime.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def _blank(strings: pa.Array) -> pa.Array:
@@ -277,11 +310,11 @@ def _parse_datetime(text: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None  # not a date-time, or one that falls outside years 1..9999 in UTC
 
 
 def _text(value: Any) -> str | None:

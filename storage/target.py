@@ -19,8 +19,10 @@ from storage.objectstore import ObjectStore
 
 DEFAULT_OPTIONS = WriteOptions()
 
-Fence = Callable[[], None]
-"""Called right before the step that makes the window visible; raises when it must not."""
+Fence = Callable[[int], None]
+"""Called with the window's row count before each object write and right before the step that
+makes the window visible; raises when the write must not go on (a lost lease, an export no
+longer eligible, a shrink the guard refuses)."""
 
 
 class CommitTarget(Protocol):
@@ -63,7 +65,13 @@ class PlainTarget:
         fence: Fence | None = None,
     ) -> CommitResult:
         return write_window(
-            self.store, window, export_id, batches, ingested_at=ingested_at, options=options
+            self.store,
+            window,
+            export_id,
+            batches,
+            ingested_at=ingested_at,
+            options=options,
+            fence=fence,
         )
 
     def retire(self, window: Window) -> list[str]:

@@ -128,14 +128,18 @@ class IcebergTarget:
         with tempfile.TemporaryDirectory(prefix="chat-archiver-", dir=options.tmp_dir) as tmp:
             work = Path(tmp)
             staged = stage(batches, lineage, work, options, FILE_SCHEMA)
+            rows = sum(part.rows for part in staged.parts)
+            if fence:
+                fence(rows)
             table = self.tables.load()
             file_io = _store_io(table)
             added, parts = self._upload(table, file_io, window, write_id, staged)
+            if fence:
+                fence(rows)
             self._put_rejects(window, staged)
-            rows = sum(part.rows for part in parts)
             properties = summary_properties(window, export_id, rows, staged.rejects, write_id)
             table, snapshot_id = self._commit(
-                table, window, write_id, added, properties, work, fence
+                table, window, write_id, added, properties, work, fence, rows
             )
         deleted = delete_window_orphans(table, window, keep_write_id=write_id)
         pa.default_memory_pool().release_unused()
@@ -186,6 +190,7 @@ class IcebergTarget:
         properties: dict[str, str],
         work: Path,
         fence: Fence | None,
+        rows: int,
     ) -> tuple[Table, int | None]:
         """Commits on `table` and returns it as committed, with the new snapshot's id."""
         for attempt in range(1, self.max_attempts + 1):
@@ -195,11 +200,11 @@ class IcebergTarget:
             if not replacement.removed and not replacement.added:
                 # Nothing to say: an empty window over an empty range. No snapshot is made.
                 if fence:
-                    fence()
+                    fence(rows)
                 current = table.current_snapshot()
                 return table, current.snapshot_id if current else None
             if fence:
-                fence()
+                fence(rows)
             try:
                 with table.transaction() as transaction:
                     update = transaction.update_snapshot(snapshot_properties=properties)

@@ -78,8 +78,9 @@ def test_files_of_a_commit_that_never_landed_are_deleted_by_the_next_commit(
     target = IcebergTarget(store, tables)
     messages = day_of_messages(100)
 
-    def refuse() -> None:
-        raise Refused("lease lost")
+    def refuse(rows: int) -> None:
+        if data_keys(store):  # the lease is lost once the files are uploaded
+            raise Refused("lease lost")
 
     with pytest.raises(Refused):
         target.commit_window(
