@@ -62,6 +62,7 @@ class Settings:
     worker_poll: timedelta = timedelta(seconds=5)
     lease: timedelta = timedelta(minutes=2)
     body_timeout: timedelta = timedelta(seconds=60)
+    raw_retention: timedelta | None = None
     log_level: str = "INFO"
     table_format: str = "parquet"
     iceberg_catalog: str = "sql"
@@ -247,6 +248,7 @@ _PARSERS: dict[str, Parser] = {
     "worker_poll": _parse_positive_duration,
     "lease": _parse_positive_duration,
     "body_timeout": _parse_positive_duration,
+    "raw_retention": _parse_positive_duration,
     "log_level": _parse_log_level,
     "table_format": _parse_choice(("parquet", "iceberg")),
     "iceberg_catalog": _parse_choice(("sql", "rest", "glue")),
