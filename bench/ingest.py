@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
 
         sizes = [20_000] if args.quick else args.messages or list(drift.SIZES)
         repeat = 1 if args.quick else args.repeat
-        return drift.run(sizes, repeat, args.data_dir, args.work_dir, args.skip_dlt)
+        return drift.run(sizes, repeat, args.data_dir, args.work_dir, args.skip_dlt, args.shapes)
     sizes = [20_000] if args.quick else args.messages or [100_000, 1_000_000]
     if args.quick:
         args.repeat = 1
@@ -143,6 +143,9 @@ def _parser() -> argparse.ArgumentParser:
         type=lambda text: [int(n) for n in text.split(",")],
         default=None,
         help="comma-separated window sizes (default 100000,1000000; 200000,1000000 with --drift)",
+    )
+    parser.add_argument(
+        "--shapes", help="with --drift: only the payloads whose name contains this text"
     )
     parser.add_argument(
         "--drift",
