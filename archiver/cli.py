@@ -13,6 +13,7 @@ from archiver.settings import load_settings, parse_instant
 from storage.ddl import DIALECTS
 from storage.errors import ArchiverError, ErrorKind, one_line
 from storage.lifecycle import STATES, WindowState
+from storage.redaction import add_secret, redact
 
 # What a command exits with when it stops on an error of each kind (README, "Exit codes").
 EXIT_CODES = {ErrorKind.USER: 2, ErrorKind.TRANSIENT: 3, ErrorKind.PERMANENT: 1}
@@ -87,6 +88,11 @@ def build_parser() -> argparse.ArgumentParser:
     ddl.add_argument("--dialect", choices=DIALECTS, required=True)
     ddl.add_argument("--table", default="chat_messages")
 
+    prune = commands.add_parser(
+        "prune-raw", help="delete raw objects older than ARCHIVER_RAW_RETENTION"
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+
     commands.add_parser("check", help="check configuration, ledger, bucket and API key")
     return parser
 
@@ -99,7 +105,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except ArchiverError as error:
-        print(f"chat-archiver: error: {one_line(error)}", file=sys.stderr)
+        print(redact(f"chat-archiver: error: {one_line(error)}"), file=sys.stderr)
         return EXIT_CODES[error.kind]
     except KeyboardInterrupt:
         print("chat-archiver: interrupted; run the command again to continue", file=sys.stderr)
@@ -118,6 +124,7 @@ def _dispatch(args: argparse.Namespace) -> int:
 
         return run_demo(days=args.days, archive=args.archive)
     settings = load_settings(config_file=args.config)
+    add_secret(settings.api_key)
     if args.command == "serve":
         from archiver.commands.serve import serve
 
@@ -156,6 +163,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         from archiver.commands.archive import ddl
 
         return ddl(settings, dialect=args.dialect, table=args.table)
+    if args.command == "prune-raw":
+        from archiver.commands.archive import prune_raw_command
+
+        return prune_raw_command(settings, dry_run=args.dry_run)
     if args.command == "check":
         from archiver.commands.check import check
 

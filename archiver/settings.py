@@ -62,6 +62,7 @@ class Settings:
     worker_poll: timedelta = timedelta(seconds=5)
     lease: timedelta = timedelta(minutes=2)
     body_timeout: timedelta = timedelta(seconds=60)
+    raw_retention: timedelta | None = None
     log_level: str = "INFO"
     # A forced re-export whose rows fall by more than this fraction is not committed.
     shrink_guard: float = 0.5
@@ -234,6 +235,7 @@ _PARSERS: dict[str, Parser] = {
     "worker_poll": _parse_positive_duration,
     "lease": _parse_positive_duration,
     "body_timeout": _parse_positive_duration,
+    "raw_retention": _parse_positive_duration,
     "log_level": _parse_log_level,
     "shrink_guard": lambda text: _parse_fraction(text),
 }

@@ -24,9 +24,11 @@ from receiver.decoding import (
     classify,
     read_batches,
 )
-from receiver.decoding.download import DownloadError, DownloadPolicy, download
+from receiver.decoding.download import DownloadError, DownloadPolicy
+from receiver.export_file import fetch_export_file
 from receiver.fencing import ShrinkRefused, WindowFence
 from receiver.metrics import DOWNLOAD_BYTES, ROWS_REJECTED, ROWS_WRITTEN, WINDOWS_PROCESSED
+from receiver.spool import disk_full_is_spool_full
 from storage.commit import WriteOptions, write_window
 from storage.errors import ErrorKind
 from storage.layout import raw_meta_key
@@ -113,7 +115,8 @@ def _process(
 ) -> Outcome:
     with tempfile.TemporaryDirectory(dir=config.tmp_dir, prefix="window-") as work_dir:
         work = Path(work_dir)
-        outcome = _decode_and_write(claim, store, config, work, fence)
+        with disk_full_is_spool_full(work, "processing the window"):
+            outcome = _decode_and_write(claim, store, config, work, fence)
     # The ledger's lifecycle logs each transition (window_committed, window_quarantined, ...).
     now = datetime.now(UTC)
     if outcome.kind == "committed":
@@ -153,14 +156,17 @@ def _decode_and_write(
     if isinstance(payload, FailureNotice):
         return Outcome("retry", f"the upstream reported a failed export: {payload.reason}")
     if isinstance(payload, LinkNotice):
-        data = work / "download"
         try:
-            size = download(payload.url, data, config.download)
+            fetched = fetch_export_file(
+                store, claim.raw_key, payload.url, work / "download", config.download
+            )
         except DownloadError as error:
             if error.kind is ErrorKind.PERMANENT:
                 return Outcome("quarantined", f"download link refused: {error}")
             return Outcome("retry", f"download failed: {error}")
-        DOWNLOAD_BYTES.inc(size)
+        if fetched.downloaded:
+            DOWNLOAD_BYTES.inc(fetched.size)
+        data = fetched.path
     else:
         assert isinstance(payload, InlineFile)
         data = payload.path

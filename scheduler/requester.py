@@ -21,6 +21,7 @@ from scheduler.metrics import API_KEY_REJECTED, EXPORT_REQUESTS, WINDOWS_PLANNED
 from scheduler.planner import plan_windows, split_window
 from storage.errors import ErrorKind
 from storage.ledger import ExportAttempt, Ledger
+from storage.redaction import add_token
 from storage.schema import STREAM
 
 log = logging.getLogger("chat_archiver.scheduler")
@@ -180,6 +181,7 @@ class Requester:
     async def _send(self, attempt: ExportAttempt, report: TickReport) -> UpstreamError | None:
         """Returns the error that must stop requesting for now, or None to go on."""
         url = callback_url(self._public_url, attempt.export_id, attempt.token)
+        add_token(attempt.token)
         fields = {
             "window": str(attempt.window),
             "export_id": attempt.export_id,

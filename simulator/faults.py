@@ -9,6 +9,8 @@
 | `failure_notices: n \\| {"count", "error"}` | the next n callbacks are `{"status": "failed", "error": ...}` |
 | `callback_shape: name` | how the export reaches the callback (see config.CALLBACK_SHAPES) |
 | `expire_links: true` | every download link answers 410 Gone |
+| `link_ttl: seconds` | download links expire this long after their file was published |
+| `echo_requests: true` | error answers and failure notices repeat the request's `authorization` header and `callbackUrl`, as a careless platform's debug text would |
 | `redeliver: {"count", "after"}` | the next `count` callbacks are delivered once more, `after` seconds after the first delivery (a platform redelivering late) |
 | `revise_per_request: true` | the k-th accepted export of a range (k from 0) has every message edited k times: `content` ends in ` (edit k)` and `updatedAt` is k minutes later |
 | `empty_exports: n` | the next n exports hold no messages at all |
@@ -49,6 +51,8 @@ class Faults:
     failure_error: str = DEFAULT_FAILURE
     callback_shape: str = "link-ndjson-gz"
     expire_links: bool = False
+    link_ttl: float = 3600.0
+    echo_requests: bool = False
     redeliver_count: int = 0
     redeliver_after: float = 0.0
     revise_per_request: bool = False
@@ -56,7 +60,11 @@ class Faults:
 
     @classmethod
     def from_config(cls, config: SimulatorConfig) -> Faults:
-        faults = cls(callback_delay=config.callback_delay, callback_shape=config.callback_shape)
+        faults = cls(
+            callback_delay=config.callback_delay,
+            callback_shape=config.callback_shape,
+            link_ttl=config.link_ttl,
+        )
         faults.merge(
             {
                 "duplicate_callbacks": config.duplicate_callbacks,
@@ -64,6 +72,7 @@ class Faults:
                 "fail_export_requests": config.fail_export_requests,
                 "failure_notices": config.failure_notices,
                 "expire_links": config.expire_links,
+                "echo_requests": config.echo_requests,
             }
         )
         return faults
@@ -88,7 +97,7 @@ class Faults:
                 if value not in CALLBACK_SHAPES:
                     raise FaultError(f"callback_shape must be one of {', '.join(CALLBACK_SHAPES)}")
                 changes[key] = value
-            elif key in ("expire_links", "revise_per_request"):
+            elif key in ("expire_links", "echo_requests", "revise_per_request"):
                 if not isinstance(value, bool):
                     raise FaultError(f"{key} must be true or false")
                 changes[key] = value
@@ -99,6 +108,10 @@ class Faults:
                 changes["redeliver_after"] = _seconds("redeliver.after", value.get("after", 0))
             elif key == "empty_exports":
                 changes[key] = _count(key, value)
+            elif key == "link_ttl":
+                if _seconds(key, value) <= 0:
+                    raise FaultError("link_ttl must be a positive number of seconds")
+                changes[key] = float(value)
             else:
                 raise FaultError(f"unknown fault switch {key!r}")
         for key, value in changes.items():
@@ -150,6 +163,8 @@ class Faults:
             "failure_error": self.failure_error,
             "callback_shape": self.callback_shape,
             "expire_links": self.expire_links,
+            "link_ttl": self.link_ttl,
+            "echo_requests": self.echo_requests,
             "redeliver": {"count": self.redeliver_count, "after": self.redeliver_after},
             "revise_per_request": self.revise_per_request,
             "empty_exports": self.empty_exports,

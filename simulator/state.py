@@ -35,6 +35,7 @@ class CallbackPlan:
     failure: str | None
     duplicates: int
     shape: str
+    echo: bool = False
     redeliver_after: float | None = None
     empty: bool = False
 
@@ -85,6 +86,7 @@ class SimulatorState:
                 failure=None if drop else self.faults.take_failure_notice(),
                 duplicates=self.faults.duplicate_callbacks,
                 shape=self.faults.callback_shape,
+                echo=self.faults.echo_requests,
                 redeliver_after=None if drop else self.faults.take_redelivery(),
                 empty=self.faults.take_empty(),
             )
@@ -92,6 +94,14 @@ class SimulatorState:
     def links_expired(self) -> bool:
         with self._lock:
             return self.faults.expire_links
+
+    def link_ttl(self) -> float:
+        with self._lock:
+            return self.faults.link_ttl
+
+    def echoes_requests(self) -> bool:
+        with self._lock:
+            return self.faults.echo_requests
 
     def update_faults(self, update: Any) -> dict[str, Any]:
         with self._lock:

@@ -20,6 +20,7 @@ from storage.errors import ErrorKind
 from storage.layout import Window
 from storage.ledger import Ledger, WindowRecord
 from storage.lifecycle import FINAL, PROBLEMS, RETIRED, WindowState
+from storage.redaction import redact
 from storage.schema import STREAM
 
 POLL_SECONDS = 1.0
@@ -175,7 +176,7 @@ async def _backfill(
     records = _covering(ledger, windows)
     failed = [record for record in records if record.state in PROBLEMS]
     for record in failed:
-        print(f"{record.state}: {record.window}  {record.reason}", file=sys.stderr)
+        print(redact(f"{record.state}: {record.window}  {record.reason}"), file=sys.stderr)
     print(f"backfill: {len(records) - len(failed)} committed, {len(failed)} failed")
     return 1 if failed else 0
 

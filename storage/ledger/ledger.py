@@ -2,6 +2,8 @@
 
 Every method is synchronous, thread-safe and runs in its own short transaction, so callers on
 worker threads (via `run_in_threadpool`), other replicas and CLI commands can share one ledger.
+Every `reason` is redacted before it is stored: an upstream error that echoes the API key or a
+callback URL must not put them in the database, `status` or `check`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from storage.ledger.models import (
 from storage.ledger.owners import OwnerLock
 from storage.ledger.planning import insert_ignoring_conflicts
 from storage.ledger.tables import meta
+from storage.redaction import redact
 
 log = logging.getLogger("chat_archiver.ledger")
 
@@ -175,7 +178,9 @@ class Ledger:
         `retry_at` None means the refusal is permanent and the window becomes `failed`.
         """
         with self._db.write() as conn:
-            planning.request_failed(conn, export_id, reason=reason, retry_at=retry_at, now=_now())
+            planning.request_failed(
+                conn, export_id, reason=redact(reason), retry_at=retry_at, now=_now()
+            )
 
     def replace_with_halves(
         self, window_id: int, halves: tuple[Window, Window], *, reason: str
@@ -279,7 +284,7 @@ class Ledger:
 
     def quarantine(self, claim: ProcessingClaim, *, reason: str, now: datetime) -> None:
         with self._db.write() as conn:
-            intake.quarantine(conn, claim, reason=reason, now=now)
+            intake.quarantine(conn, claim, reason=redact(reason), now=now)
 
     def attempt_failed(
         self,
@@ -292,7 +297,12 @@ class Ledger:
     ) -> None:
         with self._db.write() as conn:
             intake.attempt_failed(
-                conn, claim, reason=reason, now=now, max_attempts=max_attempts, retry_at=retry_at
+                conn,
+                claim,
+                reason=redact(reason),
+                now=now,
+                max_attempts=max_attempts,
+                retry_at=retry_at,
             )
 
     def requeue(
