@@ -366,6 +366,11 @@ class Ledger:
         with self._db.read() as conn:
             return reading.summary(conn, stream)
 
+    def state_counts(self, stream: str) -> Summary:
+        """Only `by_state` and `last_committed`, cheaply: what the gauges need."""
+        with self._db.read() as conn:
+            return reading.state_counts(conn, stream)
+
 
 def _now() -> datetime:
     return datetime.now(UTC)
