@@ -9,6 +9,7 @@ from scheduler.client import ExportClient, UpstreamError
 from scheduler.requester import KEY_REJECTED, key_fingerprint
 from storage.ledger import Ledger, LedgerError
 from storage.objectstore import StoreError, open_store
+from storage.redaction import redact
 
 
 def check(settings: Settings) -> int:
@@ -18,7 +19,7 @@ def check(settings: Settings) -> int:
         nonlocal failures
         if problem:
             failures += 1
-            print(f"FAIL  {name}: {problem}")
+            print(redact(f"FAIL  {name}: {problem}"))
         else:
             print(f"ok    {name}")
 

@@ -82,7 +82,9 @@ def plan(conn: Connection, stream: str, spans: Sequence[Window], now: datetime) 
         if not locked:
             # Another replica is planning the same stream right now; its windows are ours too.
             return 0
-    return add_windows(conn, stream, spans, now)
+    from storage.ledger.replacing import fit_to_ledger
+
+    return add_windows(conn, stream, fit_to_ledger(conn, stream, spans), now)
 
 
 def force_due(

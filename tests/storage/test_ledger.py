@@ -314,6 +314,9 @@ def test_summary_counts_states_and_names_the_edges_and_problems(ledger: Ledger) 
     ledger.quarantine(processing, reason="no decoder recognised the callback", now=now)
 
     summary = ledger.summary(STREAM)
+    counts = ledger.state_counts(STREAM)
+    assert counts.by_state == summary.by_state
+    assert counts.last_committed == summary.last_committed
     assert summary.by_state == {
         "planned": 0,
         "requested": 1,
@@ -322,6 +325,7 @@ def test_summary_counts_states_and_names_the_edges_and_problems(ledger: Ledger) 
         "failed": 0,
         "quarantined": 1,
         "split": 0,
+        "replaced": 0,
     }
     assert summary.last_committed is not None and summary.last_committed.window == day(1)
     assert (summary.last_committed.rows, summary.last_committed.rejects) == (3, 1)
