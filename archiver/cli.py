@@ -42,6 +42,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = commands.add_parser("export", help="request the windows of a period now")
     export.add_argument("--start", type=_instant, required=True, metavar="T")
     export.add_argument("--end", type=_instant, required=True, metavar="T")
+    export.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the windows of another length this period overlaps",
+    )
 
     backfill = commands.add_parser("backfill", help="request every missing window and wait")
     backfill.add_argument("--since", type=_instant, required=True, metavar="T")
@@ -81,8 +86,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="commit EXPORT_ID although it has far fewer rows than the window it replaces",
     )
 
-    verify = commands.add_parser("verify", help="check manifests against objects")
+    verify = commands.add_parser("verify", help="check the archive as a table, and its objects")
     verify.add_argument("--since", type=_instant, metavar="T")
+    verify.add_argument(
+        "--source",
+        action="store_true",
+        help="also read archived chats back from the platform and compare",
+    )
+    verify.add_argument(
+        "--sample", type=int, default=20, metavar="N", help="chats to read back (default 20)"
+    )
 
     ddl = commands.add_parser("ddl", help="print the statements that expose the archive")
     ddl.add_argument("--dialect", choices=DIALECTS, required=True)
@@ -94,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
 
     commands.add_parser("check", help="check configuration, ledger, bucket and API key")
+    commands.add_parser(
+        "maintain", help="expire old Iceberg snapshots and delete files nothing references"
+    )
     return parser
 
 
@@ -133,7 +149,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from archiver.commands import requests
 
         if args.command == "export":
-            return requests.export(settings, args.start, args.end)
+            return requests.export(settings, args.start, args.end, replace=args.replace)
         return requests.backfill(settings, args.since, args.until, args.force, args.timeout)
     if args.command == "status":
         from archiver.commands.status import status
@@ -156,13 +172,17 @@ def _dispatch(args: argparse.Namespace) -> int:
             accept_shrink=args.accept_shrink,
         )
     if args.command == "verify":
-        from archiver.commands.archive import verify
+        from archiver.commands.verify import verify
 
-        return verify(settings, since=args.since)
+        return verify(settings, since=args.since, source=args.source, sample=args.sample)
     if args.command == "ddl":
         from archiver.commands.archive import ddl
 
         return ddl(settings, dialect=args.dialect, table=args.table)
+    if args.command == "maintain":
+        from archiver.commands.maintain import maintain
+
+        return maintain(settings)
     if args.command == "prune-raw":
         from archiver.commands.archive import prune_raw_command
 

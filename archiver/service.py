@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 
 from archiver.metrics import register_ledger_collector
 from archiver.settings import Settings
+from archiver.tables import commit_target
 from receiver.app import Readiness, create_app
 from receiver.decoding.download import DownloadPolicy
 from receiver.intake import Intake, IntakeLanes, IntakeLimits
@@ -60,7 +61,9 @@ def request_policy(settings: Settings) -> RequestPolicy:
     )
 
 
-def processing_config(settings: Settings) -> ProcessingConfig:
+def processing_config(settings: Settings, store: ObjectStore | None = None) -> ProcessingConfig:
+    """With `store`, windows go to the configured table format on it (else the plain layout
+    on whatever store the worker has)."""
     return ProcessingConfig(
         download=DownloadPolicy(
             allow_insecure=settings.allow_insecure_callbacks,
@@ -71,6 +74,7 @@ def processing_config(settings: Settings) -> ProcessingConfig:
             part_bytes=settings.part_bytes, row_group_bytes=settings.row_group_bytes
         ),
         max_attempts=settings.max_attempts,
+        target=commit_target(settings, store) if store is not None else None,
         shrink_guard=settings.shrink_guard,
     )
 
@@ -100,7 +104,7 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
     worker = ProcessingWorker(
         ledger,
         store,
-        processing_config(settings),
+        processing_config(settings, store),
         owner=replica_name(),
         lease=settings.lease,
         poll_interval=settings.worker_poll.total_seconds(),

@@ -29,11 +29,13 @@ from receiver.export_file import fetch_export_file
 from receiver.fencing import ShrinkRefused, WindowFence
 from receiver.metrics import DOWNLOAD_BYTES, ROWS_REJECTED, ROWS_WRITTEN, WINDOWS_PROCESSED
 from receiver.spool import disk_full_is_spool_full
-from storage.commit import WriteOptions, write_window
+from storage.commit import WriteOptions
 from storage.errors import ErrorKind
 from storage.layout import raw_meta_key
 from storage.ledger import Fenced, Ledger, ProcessingClaim
 from storage.objectstore import ObjectStore
+from storage.schema import STREAM
+from storage.target import CommitTarget, PlainTarget
 
 log = logging.getLogger("chat_archiver.receiver.processing")
 
@@ -48,6 +50,8 @@ class ProcessingConfig:
     max_attempts: int
     retry_delay: timedelta = timedelta(minutes=1)
     tmp_dir: Path | None = None
+    target: CommitTarget | None = None
+    """Where windows are committed; the plain layout on the worker's store when None."""
     # A forced re-export with more than this fraction fewer rows than the committed window
     # is quarantined instead of committed.
     shrink_guard: float = 0.5
@@ -123,6 +127,9 @@ def _process(
         ledger.commit(
             claim, rows=outcome.rows, rejects=outcome.rejects, manifest_key=outcome.detail, now=now
         )
+        target = config.target or PlainTarget(store)
+        for replaced in ledger.replaced_and_covered(STREAM, claim.window):
+            target.retire(replaced)
         ROWS_WRITTEN.inc(outcome.rows)
         ROWS_REJECTED.inc(outcome.rejects)
     elif outcome.kind == "quarantined":
@@ -176,9 +183,9 @@ def _decode_and_write(
     options = config.write
     if options.tmp_dir is None:
         options = WriteOptions(options.part_bytes, options.row_group_bytes, work)
+    target = config.target or PlainTarget(store)
     try:
-        result = write_window(
-            store,
+        result = target.commit_window(
             claim.window,
             claim.export_id,
             fence.batches(read_batches(data, tmp_dir=decode_dir)),

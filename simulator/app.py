@@ -224,7 +224,11 @@ def _chat_messages(sim: Simulator, query: ListQuery, in_corpus: bool) -> list[di
 
     posted = [m for m in sim.state.posted(query.chat_id) if wanted(m)]
     known = heapq.merge(exported() if in_corpus else iter(()), posted, key=_created_at)
-    messages = [dict(message) for message in islice(known, query.limit)]
+    edited, deleted = sim.state.upstream_changes()
+    present = (m for m in known if m["id"] not in deleted)
+    messages = [
+        dict(message) | edited.get(message["id"], {}) for message in islice(present, query.limit)
+    ]
     for message in messages:
         if "senders" in query.joins:
             sender_id, role = message["senderId"], message["role"]

@@ -91,6 +91,11 @@ class SimulatorState:
                 empty=self.faults.take_empty(),
             )
 
+    def upstream_changes(self) -> tuple[dict[str, dict[str, Any]], frozenset[str]]:
+        """Messages edited and deleted since they were exported (fault switches)."""
+        with self._lock:
+            return dict(self.faults.edited_messages), self.faults.deleted_messages
+
     def links_expired(self) -> bool:
         with self._lock:
             return self.faults.expire_links

@@ -33,7 +33,7 @@ def replay(
     missing = 0
     try:
         store = open_store(settings.storage_url, settings.s3)
-        config = processing_config(settings)
+        config = processing_config(settings, store)
         targets = [export_id] if export_id else _quarantined_exports(ledger)
         count = 0
         for target in targets:

@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from storage.layout import Window
-from storage.ledger import intake, owners, planning, reading
+from storage.ledger import intake, owners, planning, reading, replacing
 from storage.ledger import pacing as request_stream
 from storage.ledger.connect import Database, first_line
 from storage.ledger.models import (
@@ -30,7 +30,7 @@ from storage.ledger.models import (
 )
 from storage.ledger.owners import OwnerLock
 from storage.ledger.planning import insert_ignoring_conflicts
-from storage.ledger.tables import meta
+from storage.ledger.tables import meta, window_record
 from storage.redaction import redact
 
 log = logging.getLogger("chat_archiver.ledger")
@@ -122,6 +122,21 @@ class Ledger:
         """Adds the windows not yet known as `planned`; returns how many were new."""
         with self._db.write() as conn:
             return planning.plan(conn, stream, windows, _now())
+
+    def conflicts(self, stream: str, windows: Sequence[Window]) -> list[WindowRecord]:
+        """Windows in the ledger of another length that overlap `windows`."""
+        with self._db.read() as conn:
+            return [window_record(row) for row in replacing.conflicts(conn, stream, windows)]
+
+    def replace(self, stream: str, windows: Sequence[Window], *, reason: str, now: datetime) -> int:
+        """Retires the windows of another length that `windows` overlap and adds `windows`,
+        in one transaction; returns how many were retired."""
+        with self._db.write() as conn:
+            return replacing.replace(conn, stream, windows, reason=reason, now=now)
+
+    def replaced_and_covered(self, stream: str, window: Window) -> list[Window]:
+        with self._db.read() as conn:
+            return replacing.replaced_and_covered(conn, stream, window)
 
     def force_due(
         self,
@@ -350,6 +365,11 @@ class Ledger:
     def summary(self, stream: str) -> Summary:
         with self._db.read() as conn:
             return reading.summary(conn, stream)
+
+    def state_counts(self, stream: str) -> Summary:
+        """Only `by_state` and `last_committed`, cheaply: what the gauges need."""
+        with self._db.read() as conn:
+            return reading.state_counts(conn, stream)
 
 
 def _now() -> datetime:
