@@ -5,12 +5,13 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from storage.instants import iso_z
 from storage.ledger import Summary, WindowRecord
 from storage.lifecycle import STATES
 
 
 def _iso(moment: datetime | None) -> str | None:
-    return moment.isoformat().replace("+00:00", "Z") if moment else None
+    return iso_z(moment) if moment else None
 
 
 def window_json(record: WindowRecord) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The upstream export API client (DESIGN §1), with the retries a rate-limited API needs."""
+"""The upstream export API client, with the retries a rate-limited API needs."""
 
 from __future__ import annotations
 
@@ -7,19 +7,18 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from email.utils import parsedate_to_datetime
 
 import httpx
 
 from storage.errors import ArchiverError, ErrorKind
+from storage.instants import iso_z
 from storage.layout import Window
+from storage.retry_after import retry_after_seconds
 
 log = logging.getLogger("chat_archiver.scheduler.client")
 
 EXPORT_PATH = "/api/v1/chat-messages/export"
 MESSAGES_PATH = "/api/v1/chat-messages"
-MAX_RETRY_AFTER = 300.0
 
 
 class UpstreamError(ArchiverError):
@@ -63,21 +62,6 @@ class RetryPolicy:
         return random.uniform(0, min(self.max_delay, self.base_delay * 2**attempt))
 
 
-def retry_after_seconds(value: str | None, now: datetime | None = None) -> float | None:
-    """`Retry-After` as seconds or an HTTP date, capped so a bad header cannot stall us for days."""
-    if not value:
-        return None
-    try:
-        seconds = float(value)
-    except ValueError:
-        try:
-            when = parsedate_to_datetime(value)
-        except (TypeError, ValueError):
-            return None
-        seconds = (when - (now or datetime.now(UTC))).total_seconds()
-    return max(0.0, min(seconds, MAX_RETRY_AFTER))
-
-
 def _error_message(response: httpx.Response) -> str:
     try:
         body = response.json()
@@ -86,10 +70,6 @@ def _error_message(response: httpx.Response) -> str:
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])
     return response.text[:200]
-
-
-def format_instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 class ExportClient:
@@ -120,8 +100,8 @@ class ExportClient:
     async def request_export(self, window: Window, callback_url: str) -> None:
         """Asks for one window; returns once accepted (the upstream answers with no job id)."""
         body = {
-            "rangeStart": format_instant(window.start),
-            "rangeEnd": format_instant(window.end),
+            "rangeStart": iso_z(window.start),
+            "rangeEnd": iso_z(window.end),
             "callbackUrl": callback_url,
             "language": self._language,
         }

@@ -1,4 +1,4 @@
-"""Object names of the archive (DESIGN §3.4), relative to the store's prefix.
+"""Object names of the archive, relative to the store's prefix.
 
 Names derive from the window and the part number only, so processing a window again
 overwrites the same objects.

@@ -1,4 +1,4 @@
-"""Manifests: the commit marker of a window (DESIGN §3.4).
+"""Manifests: the commit marker of a window.
 
 A window is committed when its manifest exists; the manifest lists every part of the window
 with its size, SHA-256 and row count, so the archive can be verified without trusting
@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from storage.errors import PermanentError
+from storage.instants import iso_z
 from storage.layout import Window, manifest_key, manifest_prefix, window_from_name
 from storage.objectstore import ObjectNotFound, ObjectStore
 from storage.schema import SCHEMA_VERSION, STREAM
@@ -70,11 +71,11 @@ class Manifest:
             **self.extra,
             "schema_version": self.schema_version,
             "stream": self.stream,
-            "window_start": iso(self.window.start),
-            "window_end": iso(self.window.end),
+            "window_start": iso_z(self.window.start),
+            "window_end": iso_z(self.window.end),
             "export_id": self.export_id,
-            "committed_at": iso(self.committed_at),
-            "ingested_at": iso(self.ingested_at) if self.ingested_at else None,
+            "committed_at": iso_z(self.committed_at),
+            "ingested_at": iso_z(self.ingested_at) if self.ingested_at else None,
             "rows": self.rows,
             "rejects": self.rejects,
             "rejects_key": self.rejects_key,
@@ -173,10 +174,6 @@ def load(key: str, data: bytes) -> Manifest:
         return Manifest.from_json(data)
     except ManifestError as exc:
         raise ManifestError(f"{key}: {exc}") from exc
-
-
-def iso(moment: datetime) -> str:
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _moment(text: str) -> datetime:

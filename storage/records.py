@@ -28,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from storage.instants import iso_z
 from storage.jsontext import json_objects, json_strings
 from storage.layout import Window
 from storage.schema import API_FIELDS, MESSAGE_SCHEMA, UTC_MICROS
@@ -126,11 +127,7 @@ def api_records(batch: pa.RecordBatch) -> list[dict[str, Any]]:
         record: dict[str, Any] = json.loads(row["extra"]) if row.get("extra") else {}
         for column, value in row.items():
             if column in names:
-                shown = (
-                    value.isoformat().replace("+00:00", "Z")
-                    if isinstance(value, datetime)
-                    else value
-                )
+                shown = iso_z(value) if isinstance(value, datetime) else value
                 record[names[column]] = shown
         out.append(record)
     return out

@@ -1,4 +1,4 @@
-"""The archive's record schema (DESIGN §3.5): one row per chat message."""
+"""The archive's record schema: one row per chat message."""
 
 from __future__ import annotations
 

@@ -20,6 +20,7 @@ from archiver.settings import Settings
 from scheduler.planner import align_down, windows_between
 from simulator.app import SimulatorConfig
 from simulator.server import running_simulator
+from storage.instants import iso_z
 from storage.layout import Window
 from storage.ledger import Ledger, WindowRecord
 from storage.lifecycle import WindowState
@@ -91,7 +92,7 @@ def _wait(ledger: Ledger, windows: list[Window]) -> bool:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
+    return iso_z(moment)
 
 
 def _print_report(archive: Path, records: list[WindowRecord]) -> None:

@@ -17,6 +17,7 @@ from scheduler.client import ExportClient
 from scheduler.planner import align_down, windows_between
 from scheduler.requester import Requester
 from storage.errors import ErrorKind
+from storage.instants import iso_z
 from storage.layout import Window
 from storage.ledger import Ledger, WindowRecord
 from storage.lifecycle import FINAL, PROBLEMS, RETIRED, WindowState
@@ -244,7 +245,7 @@ def waiting_for(record: WindowRecord) -> str:
 
 
 def _iso(moment: datetime | None) -> str:
-    return moment.isoformat().replace("+00:00", "Z") if moment else "-"
+    return iso_z(moment) if moment else "-"
 
 
 def _covering(ledger: Ledger, windows: list[Window]) -> list[WindowRecord]:

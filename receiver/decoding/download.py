@@ -27,7 +27,6 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
 from pathlib import Path
 from urllib.parse import urljoin
 
@@ -35,6 +34,7 @@ import httpx
 
 from receiver.spool import Headroom, SpoolFull, ensure_room, is_disk_full
 from storage.errors import ErrorKind, TransientError
+from storage.retry_after import retry_after_seconds
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _EXPIRED = frozenset({403, 404, 410})
@@ -289,7 +289,10 @@ def _handle(
     if status in _EXPIRED:
         raise LinkExpired(f"the link {_redacted(target)} answered {status}: expired or gone")
     if status in _TRANSIENT or status >= 500:
-        raise _Transient(f"{_redacted(target)} answered {status}", _retry_after(response))
+        raise _Transient(
+            f"{_redacted(target)} answered {status}",
+            retry_after_seconds(response.headers.get("retry-after")),
+        )
     if status != 200:
         raise DownloadError(f"{_redacted(target)} answered {status}")
     declared = response.headers.get("content-length", "")
@@ -332,18 +335,6 @@ def _handle(
             raise headroom.full() from None
         raise
     return written, digest.hexdigest()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    value = response.headers.get("retry-after", "").strip()
-    if not value:
-        return None
-    if value.isdigit():
-        return float(value)
-    try:
-        return max(0.0, parsedate_to_datetime(value).timestamp() - time.time())
-    except (TypeError, ValueError):
-        return None
 
 
 def _delay(policy: DownloadPolicy, failures: int, retry_after: float | None) -> float:

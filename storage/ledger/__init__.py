@@ -1,4 +1,4 @@
-"""The ledger of windows, exports and callbacks (DESIGN §5), on SQLite or PostgreSQL."""
+"""The ledger of windows, exports and callbacks, on SQLite or PostgreSQL."""
 
 from storage.ledger.ledger import Ledger
 from storage.ledger.models import (

@@ -28,7 +28,7 @@ from storage import lifecycle
 from storage.errors import ErrorKind
 from storage.ledger.models import LedgerError
 from storage.ledger.moves import take_events
-from storage.ledger.tables import SCHEMA_VERSION, meta, metadata
+from storage.ledger.tables import LEDGER_SCHEMA_VERSION, meta, metadata
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 15
 POOL_TIMEOUT_SECONDS = 10
@@ -189,32 +189,32 @@ class Database:
             metadata.create_all(conn)
             found = conn.scalar(select(meta.c.value).where(meta.c.key == "schema_version"))
             version = int(found) if found is not None else 0
-            if version > SCHEMA_VERSION:
+            if version > LEDGER_SCHEMA_VERSION:
                 raise LedgerError(
                     f"ledger {self.safe_url} has schema version {version}, newer than this "
-                    f"chat-archiver understands ({SCHEMA_VERSION}); upgrade chat-archiver",
+                    f"chat-archiver understands ({LEDGER_SCHEMA_VERSION}); upgrade chat-archiver",
                     kind=ErrorKind.USER,
                 )
             if version == 0:
                 conn.execute(
                     meta.insert(),
                     [
-                        {"key": "schema_version", "value": str(SCHEMA_VERSION)},
+                        {"key": "schema_version", "value": str(LEDGER_SCHEMA_VERSION)},
                         {"key": "created_at", "value": datetime.now(UTC).isoformat()},
                     ],
                 )
                 return
-            for step in range(version + 1, SCHEMA_VERSION + 1):
+            for step in range(version + 1, LEDGER_SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS.get(step, []):
                     if isinstance(statement, str):
                         conn.execute(text(statement))
                     else:
                         statement(conn)
-            if version != SCHEMA_VERSION:
+            if version != LEDGER_SCHEMA_VERSION:
                 conn.execute(
                     meta.update()
                     .where(meta.c.key == "schema_version")
-                    .values(value=str(SCHEMA_VERSION))
+                    .values(value=str(LEDGER_SCHEMA_VERSION))
                 )
 
     def close(self) -> None:

@@ -26,7 +26,8 @@ from storage.layout import Window
 from storage.ledger.models import CallbackRecord, CallbackState, WindowRecord
 from storage.lifecycle import WindowState
 
-SCHEMA_VERSION = 3
+LEDGER_SCHEMA_VERSION = 3
+"""The ledger database's own version (migrations); not the manifests' `schema_version`."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -14,7 +14,6 @@ from scheduler.client import (
     PeriodTooLong,
     RetryPolicy,
     UpstreamUnavailable,
-    retry_after_seconds,
 )
 from simulator.app import create_app
 from simulator.config import SimulatorConfig
@@ -92,11 +91,3 @@ def test_a_period_over_six_months_is_reported_as_such(upstream: str) -> None:
 def test_an_unreachable_upstream_is_unavailable_not_a_crash() -> None:
     with pytest.raises(UpstreamUnavailable, match="ConnectError"):
         _request("http://127.0.0.1:9")
-
-
-def test_retry_after_accepts_seconds_and_dates_and_is_capped() -> None:
-    now = datetime(2026, 1, 1, tzinfo=UTC)
-    assert retry_after_seconds("7") == 7.0
-    assert retry_after_seconds("Thu, 01 Jan 2026 00:00:30 GMT", now) == 30.0
-    assert retry_after_seconds("999999") == 300.0
-    assert retry_after_seconds("soon") is None

@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 
 from storage.layout import Window
 from storage.ledger import ExportAttempt, Ledger, LedgerError
-from storage.ledger.tables import SCHEMA_VERSION
+from storage.ledger.tables import LEDGER_SCHEMA_VERSION
 from storage.lifecycle import STATES, InvalidTransition, WindowState
 
 STREAM = "chat_messages"
@@ -47,7 +47,7 @@ def test_open_creates_the_schema_once_and_remembers_when(ledger_url: str) -> Non
     try:
         assert again.created_at() == created
         assert created.tzinfo is not None and created.utcoffset() == timedelta(0)
-        assert again.get_meta("schema_version") == str(SCHEMA_VERSION)
+        assert again.get_meta("schema_version") == str(LEDGER_SCHEMA_VERSION)
         assert [r.window for r in again.windows(STREAM)] == [day(0)]
         again.ping()
     finally:
@@ -352,7 +352,7 @@ def test_a_ledger_that_stored_split_as_failed_is_migrated_to_split(tmp_path: Pat
     engine.dispose()
     with Ledger.open(url) as ledger:
         assert [r.state for r in ledger.windows(STREAM)] == [WindowState.SPLIT, "planned"]
-        assert ledger.get_meta("schema_version") == str(SCHEMA_VERSION)
+        assert ledger.get_meta("schema_version") == str(LEDGER_SCHEMA_VERSION)
         assert ledger.summary(STREAM).problems == []
 
 
