@@ -120,7 +120,9 @@ def test_processes_opening_a_new_ledger_at_once_share_one_schema(ledger_url: str
     opened = all_at_once(4, lambda _: Ledger.open(ledger_url))
     try:
         assert len({ledger.created_at() for ledger in opened}) == 1
-        assert {ledger.get_meta("schema_version") for ledger in opened} == {str(LEDGER_SCHEMA_VERSION)}
+        assert {ledger.get_meta("schema_version") for ledger in opened} == {
+            str(LEDGER_SCHEMA_VERSION)
+        }
     finally:
         for ledger in opened:
             ledger.close()
