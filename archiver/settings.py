@@ -18,7 +18,8 @@ from apscheduler.triggers.cron import CronTrigger
 
 from scheduler.planner import MAX_REQUEST_SPAN, parse_duration
 from storage.errors import UserError
-from storage.objectstore import S3Options, StoreError
+from storage.objectstore import StoreError
+from storage.stores import S3Options
 
 LANGUAGES = ("enUs", "esEs", "ptBr")
 Parser = Callable[[str], object]

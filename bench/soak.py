@@ -43,7 +43,7 @@ from simulator.app import create_app as create_simulator
 from simulator.config import SimulatorConfig
 from simulator.corpus import MessageCorpus
 from storage.layout import Window
-from storage.objectstore import S3Options, open_store
+from storage.stores import S3Options, open_store
 
 API_KEY = "soak-key-6b1f0c2e9a"
 SEED = 29

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from storage.errors import UserError
-from storage.objectstore import local_path
 from storage.schema import MESSAGE_SCHEMA, STREAM
+from storage.stores import local_path
 
 DIALECTS = ("athena", "bigquery", "snowflake", "duckdb", "trino", "spark")
 

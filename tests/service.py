@@ -17,8 +17,9 @@ from archiver.service import build_service
 from archiver.settings import Settings
 from storage.layout import Window
 from storage.ledger import ExportAttempt, Ledger
-from storage.objectstore import ObjectStore, open_store
+from storage.objectstore import ObjectStore
 from storage.schema import STREAM
+from storage.stores import open_store
 from tests.servers import free_port, serve_in_thread
 
 

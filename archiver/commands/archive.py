@@ -10,8 +10,8 @@ from archiver.settings import Settings
 from archiver.status_report import human_bytes
 from storage.ddl import render_ddl
 from storage.ledger import Ledger
-from storage.objectstore import open_store
 from storage.raw_retention import prune_raw
+from storage.stores import open_store
 
 
 def ddl(settings: Settings, *, dialect: str, table: str) -> int:

@@ -8,8 +8,9 @@ from archiver.settings import Settings
 from scheduler.client import ExportClient, UpstreamError
 from scheduler.requester import KEY_REJECTED, key_fingerprint
 from storage.ledger import Ledger, LedgerError
-from storage.objectstore import StoreError, open_store
+from storage.objectstore import StoreError
 from storage.redaction import redact
+from storage.stores import open_store
 
 
 def check(settings: Settings) -> int:

@@ -24,8 +24,8 @@ from storage.instants import iso_z
 from storage.layout import Window
 from storage.ledger import Ledger, WindowRecord
 from storage.lifecycle import WindowState
-from storage.objectstore import open_store
 from storage.schema import STREAM
+from storage.stores import open_store
 
 DEMO_KEY = "demo-key"
 TIMEOUT_SECONDS = 50.0

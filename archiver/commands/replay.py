@@ -14,9 +14,10 @@ from receiver.export_file import SourceMissing, ensure_source
 from receiver.processing import ProcessingConfig, process_claim
 from receiver.spool import SpoolFull
 from storage.ledger import Ledger
-from storage.objectstore import ObjectStore, open_store
+from storage.objectstore import ObjectStore
 from storage.redaction import redact
 from storage.schema import STREAM
+from storage.stores import open_store
 
 
 def replay(

@@ -13,7 +13,7 @@ from archiver.logs import configure_logging
 from archiver.service import build_service
 from archiver.settings import Settings
 from storage.ledger import Ledger
-from storage.objectstore import open_store
+from storage.stores import open_store
 
 log = logging.getLogger("chat_archiver.service")
 

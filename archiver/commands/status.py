@@ -11,10 +11,10 @@ from archiver.settings import Settings
 from archiver.status_report import status_document, status_text
 from scheduler.requester import KEY_REJECTED, key_fingerprint
 from storage.ledger import Ledger
-from storage.objectstore import open_store
 from storage.raw_retention import raw_usage
 from storage.redaction import redact
 from storage.schema import STREAM
+from storage.stores import open_store
 
 
 def status(settings: Settings, *, as_json: bool) -> int:

@@ -24,8 +24,9 @@ from archiver.settings import Settings
 from archiver.source_check import Difference, compare_chat, fetch_chat
 from storage.ledger import Ledger, WindowRecord
 from storage.manifest import ManifestError, load, manifest_keys
-from storage.objectstore import ObjectNotFound, ObjectStore, open_store
+from storage.objectstore import ObjectNotFound, ObjectStore
 from storage.schema import STREAM
+from storage.stores import open_store
 from storage.verify import Problem, verify_archive
 from storage.verify_table import ever_committed, ledger_problems, plain_problems
 

@@ -23,7 +23,7 @@ from storage.iceberg.schema import (
     TABLE_PROPERTIES,
     schema_problem,
 )
-from storage.objectstore import S3Options
+from storage.stores import S3Options
 
 CATALOG_NAME = "chat_archiver"
 CATALOG_KINDS = ("sql", "rest", "glue")

@@ -29,7 +29,8 @@ from pyiceberg.io import (
 from pyiceberg.io.pyarrow import PyArrowFileIO
 from pyiceberg.typedef import Properties
 
-from storage.objectstore import ObjectStore, S3Options, StoreError, local_path, open_store
+from storage.objectstore import ObjectStore, StoreError
+from storage.stores import S3Options, local_path, open_store
 
 STORAGE_URL = "chat-archiver.storage-url"
 S3_OPTIONS = "chat-archiver.s3-options"

@@ -32,7 +32,8 @@ from botocore.exceptions import (
 )
 
 from storage.errors import ErrorKind
-from storage.objectstore import ObjectInfo, ObjectNotFound, S3Options, StoreError, check_key
+from storage.objectstore import ObjectInfo, ObjectNotFound, StoreError, check_key
+from storage.stores.s3_options import S3Options
 
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
 _DENIED_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}

@@ -16,7 +16,7 @@ from simulator.app import create_app
 from simulator.config import SimulatorConfig
 from storage.commit import write_window
 from storage.layout import Window
-from storage.objectstore import open_store
+from storage.stores import open_store
 from tests.servers import serve_in_thread
 
 WINDOW = Window(datetime(2026, 5, 1, 22, tzinfo=UTC), datetime(2026, 5, 2, 2, tzinfo=UTC))

@@ -22,8 +22,9 @@ from simulator.app import create_app as create_simulator
 from simulator.state import range_key
 from storage.layout import Window, manifest_key
 from storage.ledger import Ledger
-from storage.objectstore import ObjectStore, S3Options, open_store
+from storage.objectstore import ObjectStore
 from storage.schema import STREAM
+from storage.stores import S3Options, open_store
 from tests.harness import (
     archived_as_api_records,
     expected_messages,

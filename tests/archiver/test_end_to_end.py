@@ -25,8 +25,8 @@ from simulator.config import SimulatorConfig
 from simulator.corpus import MessageCorpus
 from storage.layout import Window, manifest_key
 from storage.ledger import Ledger
-from storage.objectstore import S3Options, open_store
 from storage.schema import STREAM
+from storage.stores import S3Options, open_store
 from tests.harness import (
     API_KEY,
     ServiceProcess,

@@ -226,7 +226,7 @@ def test_a_service_killed_before_the_catalog_commit_commits_on_restart(
 
 
 def tables_store(env: dict[str, str]):  # type: ignore[no-untyped-def]
-    from storage.objectstore import open_store
+    from storage.stores import open_store
 
     settings = load_settings(env)
     return open_store(settings.storage_url, settings.s3)

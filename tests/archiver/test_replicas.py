@@ -28,8 +28,9 @@ from simulator.state import range_key
 from storage.layout import Window, manifest_key
 from storage.ledger import Ledger
 from storage.ledger.tables import windows as window_rows
-from storage.objectstore import ObjectStore, S3Options, open_store
+from storage.objectstore import ObjectStore
 from storage.schema import STREAM
+from storage.stores import S3Options, open_store
 from tests.harness import (
     ServiceProcess,
     archived_as_api_records,

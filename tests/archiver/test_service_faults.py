@@ -19,7 +19,7 @@ from scheduler.planner import align_down
 from simulator.app import create_app as create_simulator
 from simulator.config import SimulatorConfig
 from storage.layout import Window
-from storage.objectstore import S3Options
+from storage.stores import S3Options
 from tests.metrics_text import sample
 from tests.servers import TcpProxy, serve_in_thread
 from tests.service import running_service

@@ -16,8 +16,8 @@ from simulator.state import range_key
 from storage.layout import Window
 from storage.ledger import Ledger
 from storage.lifecycle import WindowState
-from storage.objectstore import open_store
 from storage.schema import STREAM
+from storage.stores import open_store
 from tests.harness import (
     ServiceProcess,
     archived_as_api_records,

@@ -20,7 +20,7 @@ from storage.iceberg.catalog import IcebergConfig, TableSource
 from storage.iceberg.commit import IcebergTarget
 from storage.layout import Window
 from storage.ledger import Ledger
-from storage.objectstore import open_store
+from storage.stores import open_store
 from tests.harness import API_KEY, loopback_simulator
 from tests.ledger_steps import commit_in_ledger
 from tests.servers import serve_in_thread

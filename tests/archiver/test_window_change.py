@@ -20,8 +20,8 @@ from scheduler.planner import align_down
 from simulator.app import create_app as create_simulator
 from storage.layout import Window, manifest_key
 from storage.ledger import Ledger
-from storage.objectstore import open_store
 from storage.schema import STREAM
+from storage.stores import open_store
 from tests.harness import (
     archived_as_api_records,
     expected_messages,

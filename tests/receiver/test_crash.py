@@ -23,8 +23,9 @@ from starlette.routing import Route
 from simulator.corpus import MessageCorpus
 from storage.layout import Window, manifest_key, part_prefix_for_window
 from storage.ledger import ExportAttempt, Ledger
-from storage.objectstore import ObjectStore, S3Options, open_store
+from storage.objectstore import ObjectStore
 from storage.schema import STREAM
+from storage.stores import S3Options, open_store
 from tests.harness import (
     ServiceProcess,
     archived_as_api_records,

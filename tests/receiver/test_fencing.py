@@ -17,8 +17,8 @@ import httpx
 
 from storage.ledger import ExportAttempt, Ledger
 from storage.lifecycle import WindowState
-from storage.objectstore import open_store
 from storage.schema import STREAM
+from storage.stores import open_store
 from tests.harness import ServiceProcess, read_archive, service_env
 from tests.receiver.test_recovery import MESSAGES, WINDOW, StallingFile
 from tests.servers import free_port, serve_in_thread

@@ -25,8 +25,9 @@ from scheduler.planner import align_down
 from simulator.app import create_app as create_simulator
 from storage.layout import Window, manifest_key
 from storage.ledger import Ledger, WindowRecord
-from storage.objectstore import ObjectStore, open_store
+from storage.objectstore import ObjectStore
 from storage.schema import STREAM
+from storage.stores import open_store
 from tests.harness import API_KEY, archived_as_api_records, expected_messages, loopback_simulator
 from tests.servers import serve_in_thread
 from tests.service import running_service

@@ -26,8 +26,9 @@ from starlette.routing import Route
 from simulator.corpus import MessageCorpus
 from storage.layout import Window, manifest_key
 from storage.ledger import Ledger, WindowRecord
-from storage.objectstore import ObjectStore, open_store
+from storage.objectstore import ObjectStore
 from storage.schema import STREAM
+from storage.stores import open_store
 from tests.harness import archived_as_api_records
 from tests.servers import serve_in_thread
 from tests.service import RunningService, running_service

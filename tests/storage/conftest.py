@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from storage.objectstore import ObjectStore, S3Options, open_store
+from storage.objectstore import ObjectStore
+from storage.stores import S3Options, open_store
 
 
 @pytest.fixture

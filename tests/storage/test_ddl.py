@@ -10,8 +10,8 @@ import pytest
 from storage.commit import WriteOptions, write_window
 from storage.ddl import DIALECTS, render_ddl
 from storage.layout import Window
-from storage.objectstore import open_store
 from storage.records import Lineage, normalize_batch
+from storage.stores import open_store
 from tests.storage.messages import DAY, INGESTED, batch, batches_of, day_of_messages, message
 
 SNAPSHOTS = Path(__file__).parent / "ddl_snapshots"

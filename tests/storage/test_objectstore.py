@@ -6,14 +6,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from storage.objectstore import (
-    ObjectInfo,
-    ObjectNotFound,
-    ObjectStore,
-    S3Options,
-    StoreError,
-    open_store,
-)
+from storage.objectstore import ObjectInfo, ObjectNotFound, ObjectStore, StoreError
+from storage.stores import S3Options, open_store
 from tests.servers import free_port
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 
 from storage.iceberg.catalog import IcebergConfig, TableSource
-from storage.objectstore import ObjectStore, S3Options, open_store
+from storage.objectstore import ObjectStore
+from storage.stores import S3Options, open_store
 
 
 @pytest.fixture(params=["file+sqlite", "s3+postgres"])

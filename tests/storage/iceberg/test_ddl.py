@@ -37,7 +37,7 @@ def test_the_jdbc_url_of_a_sqlite_catalog_is_its_file() -> None:
 
 def test_duckdb_reads_the_table_the_ddl_points_at(tmp_path: Path) -> None:
     from storage.iceberg.catalog import IcebergConfig
-    from storage.objectstore import open_store
+    from storage.stores import open_store
 
     url = f"file://{tmp_path}/archive"
     store: ObjectStore = open_store(url)
