@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from storage.layout import Window
-from storage.ledger import intake, owners, planning, reading, replacing
+from storage.ledger import claims, owners, planning, reading, recording, replacing
 from storage.ledger import pacing as request_stream
 from storage.ledger.connect import Database, first_line
 from storage.ledger.models import (
@@ -219,11 +219,11 @@ class Ledger:
         raw_key: str,
         body_sha256: str,
         size: int,
-    ) -> intake.CallbackOutcome:
+    ) -> recording.CallbackOutcome:
         """Stores the callback; `duplicate` if its window is committed or holds the same body,
         `superseded` if its export was replaced (the window split, or re-exported by force)."""
         with self._db.write() as conn:
-            return intake.record_callback(
+            return recording.record_callback(
                 conn,
                 export_id=export_id,
                 callback_id=callback_id,
@@ -262,26 +262,26 @@ class Ledger:
         process is gone), with the callback to process: of the eligible exports, the one that
         delivered first."""
         with self._db.write() as conn:
-            return intake.claim_received(conn, owner, now, lease)
+            return claims.claim_received(conn, owner, now, lease)
 
     def leased_elsewhere(self, owner: str, now: datetime) -> list[tuple[Window, str, datetime]]:
         """Received windows that wait for the live lease of another owner."""
         with self._db.read() as conn:
-            return intake.leased_elsewhere(conn, owner, now)
+            return claims.leased_elsewhere(conn, owner, now)
 
     def check_fence(self, claim: ProcessingClaim, now: datetime) -> None:
         """Raises Fenced unless `claim` still holds a live lease and its export is eligible."""
         with self._db.read() as conn:
-            intake.check_fence(conn, claim, now)
+            claims.check_fence(conn, claim, now)
 
     def renew_lease(self, window_id: int, owner: str, until: datetime) -> bool:
         """Extends the lease; False if `owner` no longer holds it (stop working on the window)."""
         with self._db.write() as conn:
-            return intake.renew_lease(conn, window_id, owner, until)
+            return claims.renew_lease(conn, window_id, owner, until)
 
     def release(self, window_id: int, owner: str) -> None:
         with self._db.write() as conn:
-            intake.release(conn, window_id, owner)
+            claims.release(conn, window_id, owner)
 
     def commit(
         self,
@@ -293,13 +293,13 @@ class Ledger:
         now: datetime,
     ) -> None:
         with self._db.write() as conn:
-            intake.commit(
+            claims.commit(
                 conn, claim, rows=rows, rejects=rejects, manifest_key=manifest_key, now=now
             )
 
     def quarantine(self, claim: ProcessingClaim, *, reason: str, now: datetime) -> None:
         with self._db.write() as conn:
-            intake.quarantine(conn, claim, reason=redact(reason), now=now)
+            claims.quarantine(conn, claim, reason=redact(reason), now=now)
 
     def attempt_failed(
         self,
@@ -311,7 +311,7 @@ class Ledger:
         retry_at: datetime,
     ) -> None:
         with self._db.write() as conn:
-            intake.attempt_failed(
+            claims.attempt_failed(
                 conn,
                 claim,
                 reason=redact(reason),
@@ -332,7 +332,7 @@ class Ledger:
         `accept_shrink` lets the export commit although it has far fewer rows than the window
         committed before (the shrink guard)."""
         with self._db.write() as conn:
-            return intake.requeue(
+            return claims.requeue(
                 conn,
                 export_id=export_id,
                 quarantined=quarantined,
