@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 
 from archiver.settings import Settings
@@ -10,8 +11,16 @@ from storage.objectstore import open_store
 from storage.verify import verify_archive
 
 
-def verify(settings: Settings, *, since: datetime | None) -> int:
+def verify(settings: Settings, *, since: datetime | None, as_json: bool = False) -> int:
     store = open_store(settings.storage_url, settings.s3)
+    if as_json:
+        found = [
+            {"kind": p.kind, "key": p.key, "detail": p.detail}
+            for p in verify_archive(store, since=since)
+        ]
+        document = {"ok": not found, "archive": store.description, "problems": found}
+        print(json.dumps(document, indent=2))
+        return 1 if found else 0
     problems = 0
     for problem in verify_archive(store, since=since):
         problems += 1

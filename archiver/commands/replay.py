@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from datetime import UTC, datetime
 
+from archiver.ledger_access import open_existing
 from archiver.logs import configure_logging
 from archiver.service import processing_config, replica_name
 from archiver.settings import Settings
 from receiver.processing import process_claim
-from storage.ledger import Ledger
 from storage.objectstore import open_store
 
 
@@ -19,7 +19,7 @@ def replay(settings: Settings, *, export_id: str | None, quarantined: bool) -> i
     A running `serve` may pick some of them up first; leases keep each window to one processor.
     """
     configure_logging("WARNING", settings.secrets)
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = open_existing(settings.ledger_url)
     try:
         store = open_store(settings.storage_url, settings.s3)
         count = ledger.requeue(export_id=export_id, quarantined=quarantined)

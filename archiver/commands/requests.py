@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
 import time
 from collections import Counter
@@ -13,6 +15,7 @@ from archiver.logs import configure_logging
 from archiver.progress import ProgressBar
 from archiver.service import export_client, requester_for
 from archiver.settings import Settings
+from archiver.status_report import window_json
 from scheduler.client import ExportClient
 from scheduler.planner import align_down, windows_between
 from scheduler.requester import Requester
@@ -30,11 +33,21 @@ def _windows(settings: Settings, start: datetime, end: datetime) -> list[Window]
     windows = windows_between(start, end, settings.window)
     now = datetime.now(UTC)
     if windows and windows[-1].end > now:
+        latest = align_down(now, settings.window)
         raise CommandError(
             f"the window {windows[-1]} ends in the future; it would be committed half-full "
-            f"and never revisited. Choose an end at or before {now.isoformat(timespec='seconds')}"
+            f"and never revisited. Choose an end at or before {_iso(latest)}"
         )
     return windows
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def default_until(settings: Settings, now: datetime) -> datetime:
+    """The end of the last window the scheduler itself would already request."""
+    return align_down(now - settings.settle_delay, settings.window)
 
 
 async def _request_all(requester: Requester, ledger: Ledger, windows: list[Window]) -> str | None:
@@ -89,17 +102,47 @@ def backfill(
     until: datetime | None,
     force: bool,
     timeout: float | None,
+    *,
+    as_json: bool = False,
 ) -> int:
     configure_logging("WARNING", settings.secrets)
-    # Without --until: up to the last window that has ended, not into the open one.
-    windows = _windows(settings, since, until or align_down(datetime.now(UTC), settings.window))
+    windows = _windows(settings, since, until or default_until(settings, datetime.now(UTC)))
     ledger = Ledger.open(settings.ledger_url)
     client = export_client(settings)
     try:
         ledger.force_due(STREAM, windows, include_committed=force, now=datetime.now(UTC))
-        return asyncio.run(_backfill(settings, ledger, windows, client, timeout))
+        outcome = asyncio.run(_backfill(settings, ledger, windows, client, timeout))
+        records = [r for r in ledger.windows(STREAM) if r.window in set(windows)]
     finally:
         ledger.close()
+    failed = [r for r in records if r.state in ("failed", "quarantined")]
+    if as_json:
+        document = {
+            "windows": len(windows),
+            "by_state": dict(Counter(record.state for record in records)),
+            "timed_out": outcome == "timed_out",
+            "problems": [window_json(record) for record in failed],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for record in failed:
+            print(f"{record.state}: {record.window}  {record.reason}", file=sys.stderr)
+        if outcome == "timed_out":
+            print(
+                f"gave up waiting after {timeout:.0f}s; run backfill again to continue",
+                file=sys.stderr,
+            )
+        committed = sum(1 for record in records if record.state == "committed")
+        print(f"backfill: {committed} committed, {len(failed)} failed, of {len(windows)}")
+    return 1 if failed or outcome == "timed_out" else 0
+
+
+def _progress_detail(states: Counter[str], total: int) -> str:
+    return (
+        f"committed, {total - states['planned']}/{total} requested, "
+        f"{states['requested'] + states['received']} in flight, "
+        f"{states['failed'] + states['quarantined']} failed"
+    )
 
 
 async def _backfill(
@@ -108,47 +151,41 @@ async def _backfill(
     windows: list[Window],
     client: ExportClient,
     timeout: float | None,
-) -> int:
+) -> str:
+    """Request ticks run beside a poll of the ledger, so progress shows during a long tick."""
     requester = requester_for(settings, ledger, client)
     wanted = set(windows)
     bar = ProgressBar(len(windows))
     deadline = time.monotonic() + timeout if timeout else None
+
+    def states_now() -> Counter[str]:
+        return Counter(
+            record.state
+            for record in ledger.windows(STREAM, since=windows[0].start, until=windows[-1].end)
+            if record.window in wanted
+        )
+
+    tick: asyncio.Task[object] | None = None
     try:
         while True:
-            report = await requester.request_due()
-            if report.stopped and "API key" in report.stopped:
-                raise CommandError(report.stopped)
-            states: Counter[str] = Counter(
-                record.state
-                for record in ledger.windows(STREAM, since=windows[0].start, until=windows[-1].end)
-                if record.window in wanted
-            )
-            finished = sum(states[state] for state in FINAL_STATES)
-            bar.update(
-                states["committed"],
-                f"committed, {len(windows) - states['planned']}/{len(windows)} requested, "
-                f"{states['requested'] + states['received']} in flight, "
-                f"{states['failed'] + states['quarantined']} failed",
-            )
-            if finished >= len(windows):
-                break
+            if tick is None or tick.done():
+                if tick is not None:
+                    report = tick.result()
+                    stopped = getattr(report, "stopped", None)
+                    if stopped and "API key" in stopped:
+                        raise CommandError(stopped)
+                tick = asyncio.create_task(requester.request_due())
+            states = await asyncio.to_thread(states_now)
+            bar.update(states["committed"], _progress_detail(states, len(windows)))
+            if sum(states[state] for state in FINAL_STATES) >= len(windows):
+                return "finished"
             if deadline and time.monotonic() > deadline:
-                bar.close()
-                print(
-                    f"gave up waiting after {timeout:.0f}s; run backfill again to continue",
-                    file=sys.stderr,
-                )
-                return 1
+                return "timed_out"
             await asyncio.sleep(POLL_SECONDS)
     finally:
+        if tick is not None and not tick.done():
+            tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tick
         bar.close()
         await client.aclose()
-    failed = [
-        record
-        for record in ledger.windows(STREAM, states=["failed", "quarantined"])
-        if record.window in wanted
-    ]
-    for record in failed:
-        print(f"{record.state}: {record.window}  {record.reason}", file=sys.stderr)
-    print(f"backfill: {len(windows) - len(failed)} committed, {len(failed)} failed")
-    return 1 if failed else 0

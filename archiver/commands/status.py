@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 
+from archiver.ledger_access import open_existing
 from archiver.settings import Settings
 from archiver.status_report import status_document, status_text
 from scheduler.requester import KEY_REJECTED, key_fingerprint
-from storage.ledger import Ledger
 from storage.schema import STREAM
 
 
 def status(settings: Settings, *, as_json: bool) -> int:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = open_existing(settings.ledger_url)
     try:
         summary = ledger.summary(STREAM)
         rejected = ledger.get_meta(KEY_REJECTED)

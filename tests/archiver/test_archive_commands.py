@@ -98,6 +98,7 @@ def test_check_reports_each_dependency(tmp_path: Path, upstream: str) -> None:
     env = {
         "ARCHIVER_API_URL": upstream,
         "ARCHIVER_API_KEY": KEY,
+        "ARCHIVER_PUBLIC_URL": "https://archiver.example.com",
         "ARCHIVER_STORAGE_URL": f"file://{tmp_path}/archive",
         "ARCHIVER_LEDGER_URL": f"sqlite:///{tmp_path}/ledger.db",
     }
@@ -112,6 +113,7 @@ def test_check_names_what_fails_and_never_prints_the_key(
     env = {
         "ARCHIVER_API_URL": upstream,
         "ARCHIVER_API_KEY": "a-revoked-secret-key",
+        "ARCHIVER_PUBLIC_URL": "https://archiver.example.com",
         "ARCHIVER_STORAGE_URL": "s3://no-such-bucket/prefix",
         "ARCHIVER_S3_ENDPOINT_URL": s3_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
