@@ -116,7 +116,7 @@ def query_hint(archive: Path) -> str:
     """A command that reads the archive back with what any install of chat-archiver has."""
     script = (
         "import pyarrow.dataset as ds; "
-        f"t = ds.dataset({json.dumps(str(archive / STREAM))}, partitioning=\"hive\").to_table(); "
+        f't = ds.dataset({json.dumps(str(archive / STREAM))}, partitioning="hive").to_table(); '
         'counts = t.group_by("date").aggregate([("id", "count")]).sort_by("date"); '
         '[print(row["date"], row["id_count"], "messages") for row in counts.to_pylist()]'
     )
