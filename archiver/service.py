@@ -14,6 +14,7 @@ from starlette.applications import Starlette
 
 from archiver.metrics import register_ledger_collector
 from archiver.settings import Settings
+from archiver.settings_metrics import export_settings
 from receiver.app import create_app
 from receiver.decoding.download import DownloadPolicy
 from receiver.intake import Intake, IntakeLimits
@@ -21,7 +22,7 @@ from receiver.processing import ProcessingConfig
 from receiver.worker import ProcessingWorker
 from scheduler.client import ExportClient
 from scheduler.requester import Requester, RequestPolicy
-from scheduler.schedule import build_scheduler
+from scheduler.schedule import build_scheduler, record_tick
 from storage.commit import WriteOptions
 from storage.ledger import Ledger
 from storage.objectstore import ObjectStore
@@ -100,6 +101,7 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
     )
     intake = Intake(ledger, store, limits, on_accepted=lambda: worker.wake())
     register_ledger_collector(ledger)
+    export_settings(settings)
 
     async def readiness() -> list[str]:
         problems: list[str] = []
@@ -147,6 +149,6 @@ async def _catch_up(requester: Requester) -> None:
     """One tick at start: windows missed while the service was down are planned at once."""
     try:
         await requester.plan()
-        await requester.request_due()
+        record_tick(await requester.request_due())
     except Exception as error:  # noqa: BLE001 - logged; the schedule tries again
         log.error("startup_tick_failed", extra={"reason": f"{type(error).__name__}: {error}"})

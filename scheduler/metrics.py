@@ -1,6 +1,8 @@
 """Prometheus counters of the scheduler; served by the receiver's /metrics."""
 
-from prometheus_client import Counter
+from prometheus_client import Counter, Gauge
+
+EXPORT_OUTCOMES = ("accepted", "auth_rejected", "period_too_long", "refused", "unavailable")
 
 EXPORT_REQUESTS = Counter(
     "archiver_export_requests_total",
@@ -8,3 +10,11 @@ EXPORT_REQUESTS = Counter(
     ["outcome"],
 )
 WINDOWS_PLANNED = Counter("archiver_windows_planned_total", "Windows added to the ledger.")
+REQUEST_TICK_SUCCESS = Gauge(
+    "archiver_request_tick_success_timestamp_seconds",
+    "When a request tick last ran to its end without an error or a stop (0: not yet).",
+)
+
+# Every labelled series from the first scrape, at zero.
+for _outcome in EXPORT_OUTCOMES:
+    EXPORT_REQUESTS.labels(_outcome)
