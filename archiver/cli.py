@@ -1,7 +1,7 @@
 """`chat-archiver`: the command line.
 
-Exit codes: 0 success, 1 a check found problems, 2 bad settings or arguments, 130 interrupted,
-141 the output pipe was closed (`| head`).
+Exit codes (README, "Exit codes"): 0 success, 1 a check found problems, 2 bad settings or
+arguments, 3 a dependency failed, 130 interrupted; a closed output pipe (`| head`) ends with 0.
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ from importlib import metadata
 from pathlib import Path
 
 from archiver.errors import CommandError
-from archiver.settings import SettingsError, load, parse_instant
+from archiver.settings import load, parse_instant
 from storage.ddl import DIALECTS
-from storage.ledger import LedgerError
-from storage.objectstore import StoreError
+from storage.errors import ArchiverError, ErrorKind, one_line
 
-EXIT_BROKEN_PIPE = 141
+# What a command exits with when it stops on an error of each kind (README, "Exit codes").
+EXIT_CODES = {ErrorKind.USER: 2, ErrorKind.TRANSIENT: 3, ErrorKind.PERMANENT: 1}
 
 
 def _instant(text: str) -> object:
@@ -272,23 +272,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         code = _dispatch(args)
+        # Flushed here, so a reader that went away is seen below, not at interpreter exit.
         sys.stdout.flush()
         return code
-    except (SettingsError, LedgerError, StoreError, CommandError) as error:
-        print(f"chat-archiver: error: {error}", file=sys.stderr)
-        return 2
+    except ArchiverError as error:
+        print(f"chat-archiver: error: {one_line(error)}", file=sys.stderr)
+        return EXIT_CODES[error.kind]
     except KeyboardInterrupt:
         print("chat-archiver: interrupted; run the command again to continue", file=sys.stderr)
         return 130
     except BrokenPipeError:
-        return _closed_pipe()
-
-
-def _closed_pipe() -> int:
-    """The reader went away (`status | head`): stop quietly, and let exit not flush again."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
-    return EXIT_BROKEN_PIPE
+        # The reader went away (`status | head`): not an error of ours. Point stdout at devnull
+        # so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
 
 
 def _warn(warnings: list[str]) -> None:

@@ -11,11 +11,10 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from storage.ledger import Ledger
+from storage.lifecycle import STATES
 from storage.schema import STREAM
 
 log = logging.getLogger("chat_archiver.metrics")
-
-STATES = ("planned", "requested", "received", "committed", "failed", "quarantined")
 
 
 class LedgerCollector(Collector):

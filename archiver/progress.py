@@ -44,7 +44,7 @@ class Rate:
     """
 
     def __init__(self, total: int, clock: Clock) -> None:
-        self._total = total
+        self.total = total
         self._clock = clock
         self._started = clock()
         self._baseline: int | None = None
@@ -56,12 +56,12 @@ class Rate:
         if self._baseline is None:
             self._baseline = done
         elapsed = self.elapsed()
-        if done >= self._total:
+        if done >= self.total:
             return f"{max(done - self._baseline, 0) / max(elapsed, 1e-9) * 60:.1f}/min, done"
         if done <= self._baseline or elapsed <= 0:
             return f"0.0/min, {format_eta(None)}"
         per_second = (done - self._baseline) / elapsed
-        remaining = max(self._total - done, 0) / per_second
+        remaining = max(self.total - done, 0) / per_second
         return f"{per_second * 60:.1f}/min, {format_eta(remaining)}"
 
 
@@ -103,6 +103,18 @@ class ProgressBar:
                 unit, total=self._total, rate=self._rate.describe(0), detail=""
             )
             self._progress.start()
+
+    @property
+    def total(self) -> int:
+        return self._total
+
+    @total.setter
+    def total(self, value: int) -> None:
+        """A window split in halves makes one item two."""
+        self._total = max(value, 0)
+        self._rate.total = self._total
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=self._total)
 
     def _line(self) -> str:
         detail = f" {self._detail}" if self._detail else ""

@@ -17,6 +17,7 @@ from apscheduler.triggers.cron import CronTrigger
 
 from archiver.config_sources import ConfigFileError, RawSettings, read_raw, unknown_settings
 from scheduler.planner import MAX_REQUEST_SPAN, parse_duration
+from storage.errors import UserError
 from storage.objectstore import S3Options, StoreError
 
 LANGUAGES = ("enUs", "esEs", "ptBr")
@@ -24,7 +25,7 @@ Parser = Callable[[str], object]
 PREFIX = "ARCHIVER_"
 
 
-class SettingsError(Exception):
+class SettingsError(UserError):
     """A setting is missing or malformed; the message names the variable."""
 
     def __init__(self, variable: str, problem: str) -> None:

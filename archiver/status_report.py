@@ -6,8 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from storage.ledger import Summary, WindowRecord
-
-STATES = ("planned", "requested", "received", "committed", "failed", "quarantined")
+from storage.lifecycle import STATES
 
 
 def _iso(moment: datetime | None) -> str | None:

@@ -33,6 +33,7 @@ from simulator.corpus import MessageCorpus
 from simulator.files import write_export
 from storage.layout import Window
 from storage.ledger import Ledger, WindowRecord
+from storage.lifecycle import PROBLEMS, WindowState
 from storage.schema import STREAM
 
 SEED = 7
@@ -263,7 +264,7 @@ def _wait_committed(
         record = ledger.window(STREAM, window)
         if record is not None and record.state == "committed":
             return record
-        if record is not None and record.state in ("failed", "quarantined", "planned"):
+        if record is not None and record.state in (*PROBLEMS, WindowState.PLANNED):
             raise RuntimeError(f"the window ended {record.state}: {record.reason}")
         if process.poll() is not None:
             raise RuntimeError(f"serve exited {process.returncode}: {_tail(work_dir)}")

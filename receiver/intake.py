@@ -24,6 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
 from receiver.metrics import CALLBACK_BYTES, CALLBACKS
+from storage.errors import UserError
 from storage.layout import raw_body_key, raw_meta_key
 from storage.ledger import Ledger
 from storage.objectstore import ObjectStore
@@ -36,12 +37,12 @@ _PRIVATE_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key
 NOT_FOUND = {"error": "not_found", "detail": "no such callback"}
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(UserError):
+    """The sender's body is over the limit: its mistake, answered 413."""
 
 
-class BodyTooSlow(Exception):
-    pass
+class BodyTooSlow(UserError):
+    """The sender's body did not arrive in time: answered 408."""
 
 
 @dataclass(frozen=True)

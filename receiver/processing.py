@@ -23,15 +23,10 @@ from receiver.decoding import (
     classify,
     read_batches,
 )
-from receiver.decoding.download import (
-    DownloadError,
-    DownloadPolicy,
-    DownloadRefused,
-    DownloadTooLarge,
-    download,
-)
+from receiver.decoding.download import DownloadError, DownloadPolicy, download
 from receiver.metrics import DOWNLOAD_BYTES, ROWS_REJECTED, ROWS_WRITTEN, WINDOWS_PROCESSED
 from storage.commit import WriteOptions, write_window
+from storage.errors import ErrorKind
 from storage.layout import raw_meta_key
 from storage.ledger import Ledger, ProcessingClaim
 from storage.objectstore import ObjectStore
@@ -80,25 +75,16 @@ def process_claim(
     with tempfile.TemporaryDirectory(dir=config.tmp_dir, prefix="window-") as work_dir:
         work = Path(work_dir)
         outcome = _decode_and_write(claim, store, config, work)
+    # The ledger's lifecycle logs each transition (window_committed, window_quarantined, ...).
     now = datetime.now(UTC)
-    fields = {
-        "window": str(claim.window),
-        "export_id": claim.export_id,
-        "callback_id": claim.callback_id,
-        "detail": outcome.detail,
-    }
     if outcome.kind == "committed":
         ledger.commit(
             claim, rows=outcome.rows, rejects=outcome.rejects, manifest_key=outcome.detail, now=now
         )
         ROWS_WRITTEN.inc(outcome.rows)
         ROWS_REJECTED.inc(outcome.rejects)
-        log.info(
-            "window_committed", extra=fields | {"rows": outcome.rows, "rejects": outcome.rejects}
-        )
     elif outcome.kind == "quarantined":
         ledger.quarantine(claim, reason=outcome.detail, now=now)
-        log.error("window_quarantined", extra=fields)
     elif outcome.kind == "retry":
         ledger.attempt_failed(
             claim,
@@ -107,7 +93,6 @@ def process_claim(
             max_attempts=config.max_attempts,
             retry_at=now + config.retry_delay,
         )
-        log.warning("export_attempt_failed", extra=fields)
     WINDOWS_PROCESSED.labels(outcome.kind).inc()
     return outcome
 
@@ -129,11 +114,9 @@ def _decode_and_write(
         data = work / "download"
         try:
             size = download(payload.url, data, config.download)
-        except DownloadTooLarge as error:
-            return Outcome("retry", f"download abandoned: {error}")
-        except DownloadRefused as error:
-            return Outcome("quarantined", f"download link refused: {error}")
         except DownloadError as error:
+            if error.kind is ErrorKind.PERMANENT:
+                return Outcome("quarantined", f"download link refused: {error}")
             return Outcome("retry", f"download failed: {error}")
         DOWNLOAD_BYTES.inc(size)
     else:

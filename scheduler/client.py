@@ -11,6 +11,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
+from storage.errors import ArchiverError, ErrorKind
 from storage.layout import Window
 
 log = logging.getLogger("chat_archiver.scheduler.client")
@@ -20,20 +21,26 @@ MESSAGES_PATH = "/api/v1/chat-messages"
 MAX_RETRY_AFTER = 300.0
 
 
-class UpstreamError(Exception):
+class UpstreamError(ArchiverError):
     """The upstream did not accept an export request."""
 
 
 class AuthRejected(UpstreamError):
     """401/403: the API key is wrong or revoked. Nothing will succeed until it changes."""
 
+    kind = ErrorKind.USER
+
 
 class PeriodTooLong(UpstreamError):
     """400 "The export period exceeds the maximum of 6 months."."""
 
+    kind = ErrorKind.PERMANENT
+
 
 class RequestRefused(UpstreamError):
     """Another 4xx: the request itself is wrong; retrying the same request will not help."""
+
+    kind = ErrorKind.PERMANENT
 
 
 class UpstreamUnavailable(UpstreamError):

@@ -13,12 +13,13 @@ from scheduler.client import (
     AuthRejected,
     ExportClient,
     PeriodTooLong,
-    RequestRefused,
     RetryPolicy,
+    UpstreamError,
     UpstreamUnavailable,
 )
 from scheduler.metrics import EXPORT_REQUESTS, WINDOWS_PLANNED
 from scheduler.planner import plan_windows, split_window
+from storage.errors import ErrorKind
 from storage.ledger import ExportAttempt, Ledger
 from storage.schema import STREAM
 
@@ -51,7 +52,10 @@ class RequestPolicy:
 class TickReport:
     requested: list[str] = field(default_factory=list)
     deferred: int = 0
+    # Why requesting stopped for now, and of which kind: USER (the API key was rejected; nothing
+    # succeeds until an operator acts) or TRANSIENT (the upstream is unavailable; later).
     stopped: str | None = None
+    stop_kind: ErrorKind | None = None
 
 
 def callback_url(public_url: str, export_id: str, token: str) -> str:
@@ -100,6 +104,7 @@ class Requester:
         async with self._lock:
             if await asyncio.to_thread(self.key_rejected):
                 report.stopped = "the upstream rejected the API key; change ARCHIVER_API_KEY"
+                report.stop_kind = ErrorKind.USER
                 return report
             for index in range(self._policy.per_tick):
                 # Pause before claiming, not after: an interrupted pause leaves nothing claimed.
@@ -109,8 +114,8 @@ class Requester:
                 if attempt is None:
                     break
                 stop = await self._send(attempt, report)
-                if stop:
-                    report.stopped = stop
+                if stop is not None:
+                    report.stopped, report.stop_kind = str(stop), stop.kind
                     break
         return report
 
@@ -143,8 +148,8 @@ class Requester:
             extra={"window": str(attempt.window), "export_id": attempt.export_id},
         )
 
-    async def _send(self, attempt: ExportAttempt, report: TickReport) -> str | None:
-        """Returns why requesting must stop for now, or None to go on."""
+    async def _send(self, attempt: ExportAttempt, report: TickReport) -> UpstreamError | None:
+        """Returns the error that must stop requesting for now, or None to go on."""
         url = callback_url(self._public_url, attempt.export_id, attempt.token)
         fields = {
             "window": str(attempt.window),
@@ -158,38 +163,48 @@ class Requester:
             # of this attempt is still accepted.
             self._give_back(attempt)
             raise
-        except AuthRejected as error:
-            EXPORT_REQUESTS.labels("auth_rejected").inc()
-            await asyncio.to_thread(self._undo, attempt, str(error), self._clock())
-            await asyncio.to_thread(self._ledger.set_meta, KEY_REJECTED, self._fingerprint)
-            log.error("api_key_rejected", extra=fields | {"reason": str(error)})
-            return str(error)
-        except PeriodTooLong as error:
-            EXPORT_REQUESTS.labels("period_too_long").inc()
-            halves = split_window(attempt.window)
-            await asyncio.to_thread(self._ledger.replace_with_halves, attempt.window_id, halves)
-            log.warning("window_split", extra=fields | {"reason": str(error)})
-            return None
-        except RequestRefused as error:
-            EXPORT_REQUESTS.labels("refused").inc()
-            await asyncio.to_thread(self._undo, attempt, str(error), None)
-            log.error("window_failed", extra=fields | {"reason": str(error)})
-            return None
-        except UpstreamUnavailable as error:
-            EXPORT_REQUESTS.labels("unavailable").inc()
-            delay = error.retry_after or RetryPolicy().backoff(attempt.attempt + 2)
-            retry_at = self._clock() + timedelta(seconds=max(delay, 1.0))
-            await asyncio.to_thread(self._undo, attempt, str(error), retry_at)
-            report.deferred += 1
-            log.warning(
-                "export_request_deferred",
-                extra=fields | {"reason": str(error), "retry_at": str(retry_at)},
-            )
-            return f"the upstream is unavailable: {error}"
+        except UpstreamError as error:
+            return await self._refused(attempt, error, report, fields)
         EXPORT_REQUESTS.labels("accepted").inc()
         report.requested.append(attempt.export_id)
         log.info("window_requested", extra=fields)
         return None
+
+    async def _refused(
+        self,
+        attempt: ExportAttempt,
+        error: UpstreamError,
+        report: TickReport,
+        fields: dict[str, object],
+    ) -> UpstreamError | None:
+        """Records a refused request by the error's kind; the lifecycle logs the transition."""
+        if isinstance(error, PeriodTooLong):
+            EXPORT_REQUESTS.labels("period_too_long").inc()
+            await asyncio.to_thread(
+                self._ledger.replace_with_halves,
+                attempt.window_id,
+                split_window(attempt.window),
+                reason=str(error),
+            )
+            return None
+        if error.kind is ErrorKind.USER:
+            EXPORT_REQUESTS.labels("auth_rejected").inc()
+            await asyncio.to_thread(self._undo, attempt, str(error), self._clock())
+            if isinstance(error, AuthRejected):
+                await asyncio.to_thread(self._ledger.set_meta, KEY_REJECTED, self._fingerprint)
+            log.error("api_key_rejected", extra=fields | {"reason": str(error)})
+            return error
+        if error.kind is ErrorKind.PERMANENT:
+            EXPORT_REQUESTS.labels("refused").inc()
+            await asyncio.to_thread(self._undo, attempt, str(error), None)
+            return None
+        EXPORT_REQUESTS.labels("unavailable").inc()
+        hint = error.retry_after if isinstance(error, UpstreamUnavailable) else None
+        delay = hint or RetryPolicy().backoff(attempt.attempt + 2)
+        retry_at = self._clock() + timedelta(seconds=max(delay, 1.0))
+        await asyncio.to_thread(self._undo, attempt, str(error), retry_at)
+        report.deferred += 1
+        return UpstreamUnavailable(f"the upstream is unavailable: {error}")
 
     def _undo(self, attempt: ExportAttempt, reason: str, retry_at: datetime | None) -> None:
         self._ledger.request_failed(attempt.export_id, reason=reason, retry_at=retry_at)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
+from storage.errors import UserError
 from storage.objectstore import local_path
 from storage.schema import MESSAGE_SCHEMA, STREAM
 
@@ -19,13 +20,17 @@ DIALECTS = ("athena", "bigquery", "snowflake", "duckdb", "trino")
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
 
 
+class DdlError(UserError, ValueError):
+    """The dialect or the table name asked for cannot be used."""
+
+
 def render_ddl(dialect: str, location: str, table: str = STREAM) -> str:
     """Statements for `dialect` over the archive at `location` (the storage URL)."""
     render = _RENDERERS.get(dialect)
     if render is None:
-        raise ValueError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
+        raise DdlError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
     if not _TABLE_NAME.match(table):
-        raise ValueError(f"table name {table!r} is not a plain [catalog.][schema.]name")
+        raise DdlError(f"table name {table!r} is not a plain [catalog.][schema.]name")
     return render(location, table)
 
 

@@ -13,12 +13,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import Any
 
+from storage.errors import PermanentError
 from storage.layout import Window, manifest_key, manifest_prefix, window_from_name
 from storage.objectstore import ObjectNotFound, ObjectStore
 from storage.schema import SCHEMA_VERSION, STREAM
 
 
-class ManifestError(ValueError):
+class ManifestError(PermanentError, ValueError):
     """A manifest object exists but cannot be read as one."""
 
 

@@ -11,8 +11,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from storage.errors import TransientError
 
-class StoreError(Exception):
+
+class StoreError(TransientError):
     """An object store operation failed; the message says what and where, in one line."""
 
 

@@ -24,6 +24,7 @@ from simulator.app import SimulatorConfig
 from simulator.server import running_simulator
 from storage.layout import Window
 from storage.ledger import Ledger, WindowRecord
+from storage.lifecycle import WindowState
 from storage.objectstore import open_store
 from storage.schema import STREAM
 
@@ -81,7 +82,7 @@ def _wait(ledger: Ledger, windows: list[Window]) -> bool:
     try:
         while time.monotonic() < deadline:
             states = [r.state for r in ledger.windows(STREAM) if r.window in wanted]
-            committed = states.count("committed")
+            committed = states.count(WindowState.COMMITTED)
             bar.update(committed, "windows committed")
             if committed == len(windows):
                 return True

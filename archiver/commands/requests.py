@@ -18,12 +18,13 @@ from archiver.settings import Settings
 from archiver.status_report import window_json
 from scheduler.client import ExportClient
 from scheduler.planner import align_down, windows_between
-from scheduler.requester import Requester
+from scheduler.requester import Requester, TickReport
+from storage.errors import ErrorKind
 from storage.layout import Window
-from storage.ledger import Ledger
+from storage.ledger import Ledger, WindowRecord
+from storage.lifecycle import FINAL, PROBLEMS, RETIRED, WindowState
 from storage.schema import STREAM
 
-FINAL_STATES = ("committed", "failed", "quarantined")
 POLL_SECONDS = 1.0
 
 
@@ -59,7 +60,7 @@ async def _request_all(requester: Requester, ledger: Ledger, windows: list[Windo
             return report.stopped
         waiting = [
             record
-            for record in ledger.windows(STREAM, states=["planned"])
+            for record in ledger.windows(STREAM, states=[WindowState.PLANNED])
             if record.window in wanted
         ]
         if not waiting:
@@ -112,14 +113,15 @@ def backfill(
     try:
         ledger.force_due(STREAM, windows, include_committed=force, now=datetime.now(UTC))
         outcome = asyncio.run(_backfill(settings, ledger, windows, client, timeout))
-        records = [r for r in ledger.windows(STREAM) if r.window in set(windows)]
+        records = _covering(ledger, windows)
     finally:
         ledger.close()
-    failed = [r for r in records if r.state in ("failed", "quarantined")]
+    failed = [record for record in records if record.state in PROBLEMS]
+    committed = sum(1 for record in records if record.state == WindowState.COMMITTED)
     if as_json:
         document = {
-            "windows": len(windows),
-            "by_state": dict(Counter(record.state for record in records)),
+            "windows": len(records),
+            "by_state": dict(Counter(str(record.state) for record in records)),
             "timed_out": outcome == "timed_out",
             "problems": [window_json(record) for record in failed],
         }
@@ -132,16 +134,15 @@ def backfill(
                 f"gave up waiting after {timeout:.0f}s; run backfill again to continue",
                 file=sys.stderr,
             )
-        committed = sum(1 for record in records if record.state == "committed")
-        print(f"backfill: {committed} committed, {len(failed)} failed, of {len(windows)}")
+        print(f"backfill: {committed} committed, {len(failed)} failed, of {len(records)}")
     return 1 if failed or outcome == "timed_out" else 0
 
 
 def _progress_detail(states: Counter[str], total: int) -> str:
     return (
-        f"committed, {total - states['planned']}/{total} requested, "
-        f"{states['requested'] + states['received']} in flight, "
-        f"{states['failed'] + states['quarantined']} failed"
+        f"committed, {total - states[WindowState.PLANNED]}/{total} requested, "
+        f"{states[WindowState.REQUESTED] + states[WindowState.RECEIVED]} in flight, "
+        f"{sum(states[state] for state in PROBLEMS)} failed"
     )
 
 
@@ -154,30 +155,22 @@ async def _backfill(
 ) -> str:
     """Request ticks run beside a poll of the ledger, so progress shows during a long tick."""
     requester = requester_for(settings, ledger, client)
-    wanted = set(windows)
     bar = ProgressBar(len(windows))
     deadline = time.monotonic() + timeout if timeout else None
-
-    def states_now() -> Counter[str]:
-        return Counter(
-            record.state
-            for record in ledger.windows(STREAM, since=windows[0].start, until=windows[-1].end)
-            if record.window in wanted
-        )
-
-    tick: asyncio.Task[object] | None = None
+    tick: asyncio.Task[TickReport] | None = None
     try:
         while True:
             if tick is None or tick.done():
                 if tick is not None:
                     report = tick.result()
-                    stopped = getattr(report, "stopped", None)
-                    if stopped and "API key" in stopped:
-                        raise CommandError(stopped)
+                    if report.stop_kind is ErrorKind.USER:
+                        raise CommandError(report.stopped or "requesting stopped")
                 tick = asyncio.create_task(requester.request_due())
-            states = await asyncio.to_thread(states_now)
-            bar.update(states["committed"], _progress_detail(states, len(windows)))
-            if sum(states[state] for state in FINAL_STATES) >= len(windows):
+            records = await asyncio.to_thread(_covering, ledger, windows)
+            states: Counter[str] = Counter(record.state for record in records)
+            bar.total = len(records)
+            bar.update(states[WindowState.COMMITTED], _progress_detail(states, len(records)))
+            if all(record.state in FINAL for record in records):
                 return "finished"
             if deadline and time.monotonic() > deadline:
                 return "timed_out"
@@ -189,3 +182,14 @@ async def _backfill(
                 await tick
         bar.close()
         await client.aclose()
+
+
+def _covering(ledger: Ledger, windows: list[Window]) -> list[WindowRecord]:
+    """The live windows that cover `windows`: the windows themselves, or the halves that replaced
+    a window the upstream refused as too long (a `split` window is history, not waited for)."""
+    start, end = windows[0].start, windows[-1].end
+    return [
+        record
+        for record in ledger.windows(STREAM, since=start, until=end)
+        if record.state not in RETIRED and record.window.end <= end
+    ]

@@ -30,6 +30,8 @@ from urllib.parse import urljoin
 
 import httpx
 
+from storage.errors import ErrorKind, TransientError
+
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _EXPIRED = frozenset({403, 404, 410})
 _TRANSIENT = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -60,7 +62,7 @@ class DownloadPolicy:
     ca_file: Path | None = None
 
 
-class DownloadError(Exception):
+class DownloadError(TransientError):
     """The download failed, after retries for network errors and 5xx; asking for the export
     again may help."""
 
@@ -68,16 +70,21 @@ class DownloadError(Exception):
 class DownloadRefused(DownloadError):
     """The link breaks the download policy (scheme, address, size, redirects)."""
 
+    kind = ErrorKind.PERMANENT
+
 
 class DownloadTooLarge(DownloadRefused):
-    """The file is larger than `max_bytes` (announced, or found while streaming)."""
+    """The file is larger than `max_bytes` (announced, or found while streaming); a new export
+    may be smaller, so the window is requested again."""
+
+    kind = ErrorKind.TRANSIENT
 
 
 class LinkExpired(DownloadError):
     """The link answered 403, 404 or 410: it has expired or never existed."""
 
 
-class _Transient(Exception):
+class _Transient(TransientError):
     def __init__(self, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
         self.retry_after = retry_after

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from storage.errors import PermanentError
 
-class DecodeError(Exception):
+
+class DecodeError(PermanentError):
     """The payload cannot be decoded; the message says why, without quoting message content."""
 
 

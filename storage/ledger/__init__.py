@@ -2,8 +2,6 @@
 
 from storage.ledger.ledger import Ledger
 from storage.ledger.models import (
-    SPLIT_REASON,
-    WINDOW_STATES,
     CallbackRecord,
     CallbackState,
     ExportAttempt,
@@ -12,12 +10,10 @@ from storage.ledger.models import (
     ProcessingClaim,
     Summary,
     WindowRecord,
-    WindowState,
 )
+from storage.lifecycle import WindowState
 
 __all__ = [
-    "SPLIT_REASON",
-    "WINDOW_STATES",
     "CallbackRecord",
     "CallbackState",
     "ExportAttempt",

@@ -19,7 +19,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
 
+from storage import lifecycle
+from storage.errors import ErrorKind
 from storage.ledger.models import LedgerError
+from storage.ledger.moves import take_events
 from storage.ledger.tables import SCHEMA_VERSION, meta, metadata
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
@@ -27,7 +30,13 @@ _WRITE_OPTION = "ledger_write"
 _MIGRATION_LOCK = zlib.crc32(b"chat-archiver:ledger:migrate")
 
 # Changes from one schema version to the next, applied in order under the migration lock.
-_MIGRATIONS: dict[int, list[str]] = {}
+_MIGRATIONS: dict[int, list[str]] = {
+    # `split` became a state of its own; it used to be stored as `failed` with this reason.
+    2: [
+        "UPDATE ledger_windows SET state = 'split' "
+        f"WHERE state = 'failed' AND reason = '{lifecycle.LEGACY_SPLIT_REASON}'"
+    ],
+}
 
 
 def advisory_key(name: str) -> int:
@@ -58,7 +67,9 @@ class Database:
             else:
                 engine = create_engine(url, connect_args={"check_same_thread": False})
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
-            raise LedgerError(f"cannot use ledger URL {self.safe_url}: {exc}") from exc
+            raise LedgerError(
+                f"cannot use ledger URL {self.safe_url}: {exc}", kind=ErrorKind.USER
+            ) from exc
         _install_sqlite_hooks(engine, wal=not _is_sqlite_memory(url))
         return engine
 
@@ -75,14 +86,22 @@ class Database:
 
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Connection]:
+        events: list[lifecycle.Event] = []
         with self._lock:
             try:
                 with self.engine.connect() as conn:
                     conn.execution_options(**{_WRITE_OPTION: write})
-                    with conn.begin():
-                        yield conn
+                    take_events(conn)
+                    try:
+                        with conn.begin():
+                            yield conn
+                    finally:
+                        events = take_events(conn)
             except DBAPIError as exc:
                 raise LedgerError(f"ledger {self.safe_url}: {first_line(exc)}") from exc
+        # Only here has the transaction committed: the transitions it made happened.
+        for happened in events:
+            lifecycle.emit(happened)
 
     @property
     def is_postgres(self) -> bool:
@@ -99,7 +118,8 @@ class Database:
             if version > SCHEMA_VERSION:
                 raise LedgerError(
                     f"ledger {self.safe_url} has schema version {version}, newer than this "
-                    f"chat-archiver understands ({SCHEMA_VERSION}); upgrade chat-archiver"
+                    f"chat-archiver understands ({SCHEMA_VERSION}); upgrade chat-archiver",
+                    kind=ErrorKind.USER,
                 )
             if version == 0:
                 conn.execute(
@@ -130,20 +150,23 @@ def _parse_url(url: str) -> URL:
     except ArgumentError as exc:
         raise LedgerError(
             "invalid ledger URL: expected sqlite:///path/to/file.db or "
-            "postgresql+psycopg://user@host:5432/database"
+            "postgresql+psycopg://user@host:5432/database",
+            kind=ErrorKind.USER,
         ) from exc
     backend = parsed.get_backend_name()
     if backend in ("postgresql", "postgres"):
         if parsed.get_driver_name() not in ("psycopg", "postgresql", "postgres"):
             raise LedgerError(
                 f"unsupported Postgres driver in ledger URL {parsed.drivername!r}: "
-                "use postgresql+psycopg://"
+                "use postgresql+psycopg://",
+                kind=ErrorKind.USER,
             )
         return parsed.set(drivername="postgresql+psycopg")
     if backend == "sqlite":
         return parsed
     raise LedgerError(
-        f"unsupported ledger database {backend!r}: use sqlite:///path or postgresql+psycopg://..."
+        f"unsupported ledger database {backend!r}: use sqlite:///path or postgresql+psycopg://...",
+        kind=ErrorKind.USER,
     )
 
 

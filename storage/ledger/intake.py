@@ -8,13 +8,18 @@ one at a time.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
 
 from sqlalchemy import Connection, exists, select
 
+from storage.errors import ErrorKind
 from storage.ledger.models import LedgerError, ProcessingClaim
+from storage.ledger.moves import move
 from storage.ledger.planning import lock_window
 from storage.ledger.tables import callbacks, exports, window_of, windows
+from storage.lifecycle import RETIRED, Step, WindowState
+
+CallbackOutcome = Literal["accepted", "duplicate", "superseded"]
 
 
 def record_callback(
@@ -26,10 +31,10 @@ def record_callback(
     raw_key: str,
     body_sha256: str,
     size: int,
-) -> Literal["accepted", "duplicate"]:
+) -> CallbackOutcome:
     window_id = conn.scalar(select(exports.c.window_id).where(exports.c.export_id == export_id))
     if window_id is None:
-        raise LedgerError(f"unknown export id {export_id!r}")
+        raise LedgerError(f"unknown export id {export_id!r}", kind=ErrorKind.USER)
     row = lock_window(conn, window_id)
     same_body_pending = conn.scalar(
         select(
@@ -40,9 +45,13 @@ def record_callback(
             )
         )
     )
-    outcome: Literal["accepted", "duplicate"] = (
-        "duplicate" if row.state == "committed" or same_body_pending else "accepted"
-    )
+    outcome: CallbackOutcome
+    if row.state in RETIRED:
+        outcome = "superseded"
+    elif row.state == WindowState.COMMITTED or same_body_pending:
+        outcome = "duplicate"
+    else:
+        outcome = "accepted"
     conn.execute(
         callbacks.insert().values(
             callback_id=callback_id,
@@ -52,21 +61,17 @@ def record_callback(
             raw_key=raw_key,
             body_sha256=body_sha256,
             size=size,
-            state="pending" if outcome == "accepted" else "duplicate",
+            state="pending" if outcome == "accepted" else outcome,
             updated_at=received_at,
         )
     )
     if outcome == "accepted":
-        conn.execute(
-            windows.update()
-            .where(windows.c.id == window_id)
-            .values(
-                state="received",
-                reason=None,
-                next_request_at=None,
-                deadline_at=None,
-                updated_at=received_at,
-            )
+        move(
+            conn,
+            row,
+            Step.RECEIVE,
+            received_at,
+            log={"export_id": export_id, "callback_id": callback_id},
         )
     return outcome
 
@@ -80,7 +85,7 @@ def claim_received(
     row = conn.execute(
         select(windows)
         .where(
-            windows.c.state == "received",
+            windows.c.state == WindowState.RECEIVED.value,
             (windows.c.lease_until.is_(None)) | (windows.c.lease_until <= now),
             has_pending,
         )
@@ -120,7 +125,7 @@ def renew_lease(conn: Connection, window_id: int, owner: str, until: datetime) -
         .where(
             windows.c.id == window_id,
             windows.c.lease_owner == owner,
-            windows.c.state == "received",
+            windows.c.state == WindowState.RECEIVED.value,
         )
         .values(lease_until=until)
     )
@@ -144,25 +149,19 @@ def commit(
     manifest_key: str,
     now: datetime,
 ) -> None:
-    """The manifest is written, so the window is committed whatever happened meanwhile."""
-    lock_window(conn, claim.window_id)
-    conn.execute(
-        windows.update()
-        .where(windows.c.id == claim.window_id)
-        .values(
-            state="committed",
-            rows=rows,
-            rejects=rejects,
-            committed_at=now,
-            export_id=claim.export_id,
-            manifest_key=manifest_key,
-            reason=None,
-            next_request_at=None,
-            deadline_at=None,
-            lease_owner=None,
-            lease_until=None,
-            updated_at=now,
-        )
+    """The manifest is written: the window is committed."""
+    row = lock_window(conn, claim.window_id)
+    move(
+        conn,
+        row,
+        Step.COMMIT,
+        now,
+        log={"export_id": claim.export_id, "rows": rows, "rejects": rejects},
+        rows=rows,
+        rejects=rejects,
+        committed_at=now,
+        export_id=claim.export_id,
+        manifest_key=manifest_key,
     )
     _set_callback(conn, claim.callback_id, "processed", None, now)
     conn.execute(
@@ -179,17 +178,18 @@ def commit(
 def quarantine(conn: Connection, claim: ProcessingClaim, *, reason: str, now: datetime) -> None:
     row = lock_window(conn, claim.window_id)
     _set_callback(conn, claim.callback_id, "quarantined", reason, now)
-    if row.state != "received":
+    if row.state != WindowState.RECEIVED:
         return
     if _other_pending(conn, claim):
         _clear_lease(conn, claim.window_id, now)
         return
-    conn.execute(
-        windows.update()
-        .where(windows.c.id == claim.window_id)
-        .values(
-            state="quarantined", reason=reason, lease_owner=None, lease_until=None, updated_at=now
-        )
+    move(
+        conn,
+        row,
+        Step.QUARANTINE,
+        now,
+        log={"export_id": claim.export_id, "reason": reason},
+        reason=reason,
     )
 
 
@@ -204,35 +204,30 @@ def attempt_failed(
 ) -> None:
     row = lock_window(conn, claim.window_id)
     _set_callback(conn, claim.callback_id, "failed", reason, now)
-    if row.state != "received":
+    if row.state != WindowState.RECEIVED:
         return
     if _other_pending(conn, claim):
         _clear_lease(conn, claim.window_id, now)
         return
-    exhausted = row.attempts >= max_attempts
-    conn.execute(
-        windows.update()
-        .where(windows.c.id == claim.window_id)
-        .values(
-            state="failed" if exhausted else "planned",
-            next_request_at=None if exhausted else retry_at,
-            reason=reason,
-            lease_owner=None,
-            lease_until=None,
-            updated_at=now,
-        )
-    )
+    fields = {"export_id": claim.export_id, "reason": reason}
+    if row.attempts >= max_attempts:
+        move(conn, row, Step.GIVE_UP, now, log=fields, reason=reason)
+    else:
+        move(conn, row, Step.RETRY, now, log=fields, next_request_at=retry_at, reason=reason)
 
 
 def requeue(conn: Connection, *, export_id: str | None, quarantined: bool, now: datetime) -> int:
     if export_id is None and not quarantined:
-        raise LedgerError("nothing to replay: give an export id, or ask for quarantined windows")
+        raise LedgerError(
+            "nothing to replay: give an export id, or ask for quarantined windows",
+            kind=ErrorKind.USER,
+        )
     requeued = 0
     if export_id is not None:
         window_id = conn.scalar(select(exports.c.window_id).where(exports.c.export_id == export_id))
         if window_id is None:
-            raise LedgerError(f"unknown export id {export_id!r}")
-        lock_window(conn, window_id)
+            raise LedgerError(f"unknown export id {export_id!r}", kind=ErrorKind.USER)
+        row = lock_window(conn, window_id)
         newest = conn.scalar(
             select(callbacks.c.callback_id)
             .where(callbacks.c.export_id == export_id)
@@ -241,11 +236,13 @@ def requeue(conn: Connection, *, export_id: str | None, quarantined: bool, now: 
         )
         if newest is not None:
             _set_callback(conn, newest, "pending", None, now)
-            _mark_received(conn, window_id, now)
+            _mark_received(conn, row, now)
             requeued += 1
     if quarantined:
         rows = conn.execute(
-            select(windows.c.id).where(windows.c.state == "quarantined").with_for_update()
+            select(windows)
+            .where(windows.c.state == WindowState.QUARANTINED.value)
+            .with_for_update()
         ).all()
         for row in rows:
             newest = conn.scalar(
@@ -257,7 +254,7 @@ def requeue(conn: Connection, *, export_id: str | None, quarantined: bool, now: 
             if newest is None:
                 continue
             _set_callback(conn, newest, "pending", None, now)
-            _mark_received(conn, row.id, now)
+            _mark_received(conn, row, now)
             requeued += 1
     return requeued
 
@@ -272,14 +269,8 @@ def _set_callback(
     )
 
 
-def _mark_received(conn: Connection, window_id: int, now: datetime) -> None:
-    conn.execute(
-        windows.update()
-        .where(windows.c.id == window_id)
-        .values(
-            state="received", reason=None, next_request_at=None, deadline_at=None, updated_at=now
-        )
-    )
+def _mark_received(conn: Connection, row: Any, now: datetime) -> None:
+    move(conn, row, Step.REPLAY, now)
 
 
 def _other_pending(conn: Connection, claim: ProcessingClaim) -> bool:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
 
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
@@ -143,10 +142,12 @@ class Ledger:
         with self._db.write() as conn:
             planning.request_failed(conn, export_id, reason=reason, retry_at=retry_at, now=_now())
 
-    def replace_with_halves(self, window_id: int, halves: tuple[Window, Window]) -> None:
-        """The upstream refused the window's span: it is replaced by its two halves."""
+    def replace_with_halves(
+        self, window_id: int, halves: tuple[Window, Window], *, reason: str
+    ) -> None:
+        """The upstream refused the window's span: it is `split`, replaced by its two halves."""
         with self._db.write() as conn:
-            planning.replace_with_halves(conn, window_id, halves, _now())
+            planning.replace_with_halves(conn, window_id, halves, _now(), reason)
 
     # Intake (the receiver).
 
@@ -163,8 +164,9 @@ class Ledger:
         raw_key: str,
         body_sha256: str,
         size: int,
-    ) -> Literal["accepted", "duplicate"]:
-        """Stores the callback; `duplicate` if its window is committed or holds the same body."""
+    ) -> intake.CallbackOutcome:
+        """Stores the callback; `duplicate` if its window is committed or holds the same body,
+        `superseded` if its export was replaced (the window split, or re-exported by force)."""
         with self._db.write() as conn:
             return intake.record_callback(
                 conn,

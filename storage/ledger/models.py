@@ -6,28 +6,19 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
+from storage.errors import TransientError
 from storage.layout import Window
-
-WindowState = Literal["planned", "requested", "received", "committed", "failed", "quarantined"]
-WINDOW_STATES: tuple[WindowState, ...] = (
-    "planned",
-    "requested",
-    "received",
-    "committed",
-    "failed",
-    "quarantined",
-)
+from storage.lifecycle import WindowState
 
 # pending: waiting for the worker; duplicate: stored but changes nothing; processed: its data
-# is committed; superseded: another callback of the window was committed instead.
+# is committed; superseded: a later forced re-export (or the window's split) replaced its export,
+# or another callback of the window was committed instead.
 CallbackState = Literal["pending", "duplicate", "processed", "superseded", "quarantined", "failed"]
 
-# The reason on a window that was replaced by its two halves; such a window is not a problem.
-SPLIT_REASON = "split into halves"
 
-
-class LedgerError(Exception):
-    """The ledger cannot be reached, or was asked about something it does not hold."""
+class LedgerError(TransientError):
+    """The ledger cannot be reached (transient), or was asked about something it does not hold
+    or given a URL it cannot use (raised with `kind=ErrorKind.USER`)."""
 
 
 @dataclass(frozen=True)

@@ -8,30 +8,24 @@ with `FOR UPDATE SKIP LOCKED` so replicas never request one window twice; on SQL
 from __future__ import annotations
 
 import hashlib
-import logging
 import secrets
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from prometheus_client import Counter
 from sqlalchemy import Connection, Row, and_, or_, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 
+from storage.errors import ErrorKind
 from storage.layout import Window
 from storage.ledger.connect import advisory_key
-from storage.ledger.models import SPLIT_REASON, ExportAttempt, LedgerError
+from storage.ledger.models import ExportAttempt, LedgerError
+from storage.ledger.moves import move, queue
 from storage.ledger.tables import exports, window_of, windows
+from storage.lifecycle import Event, Step, WindowState
 
 _INSERT_CHUNK = 500
-
-log = logging.getLogger("chat_archiver.ledger")
-
-CALLBACK_TIMEOUTS = Counter(
-    "archiver_callback_timeouts_total",
-    "Export attempts whose callback did not arrive within ARCHIVER_CALLBACK_TIMEOUT.",
-)
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Any) -> Any:
@@ -58,7 +52,7 @@ def add_windows(conn: Connection, stream: str, spans: Sequence[Window], now: dat
                 "stream": stream,
                 "window_start": span.start,
                 "window_end": span.end,
-                "state": "planned",
+                "state": WindowState.PLANNED.value,
                 "attempts": 0,
                 "created_at": now,
                 "updated_at": now,
@@ -72,6 +66,8 @@ def add_windows(conn: Connection, stream: str, spans: Sequence[Window], now: dat
             .returning(windows.c.id)
         )
         added += len(conn.execute(statement).all())
+    if added:
+        queue(conn, Event(Step.PLAN, f"{added} new window(s)", {"added": added}))
     return added
 
 
@@ -100,7 +96,7 @@ def force_due(
     add_windows(conn, stream, spans, now)
     wanted = {(span.start, span.end) for span in spans}
     rows = conn.execute(
-        select(windows.c.id, windows.c.window_start, windows.c.window_end)
+        select(windows)
         .where(
             windows.c.stream == stream,
             windows.c.window_start >= min(span.start for span in spans),
@@ -108,27 +104,21 @@ def force_due(
         )
         .with_for_update()
     ).all()
-    ids = [row.id for row in rows if (row.window_start, row.window_end) in wanted]
-    in_flight = or_(
-        windows.c.state == "received",
-        and_(windows.c.state == "requested", windows.c.deadline_at > now),
-    )
-    excluded = in_flight if include_committed else or_(in_flight, windows.c.state == "committed")
     changed = 0
-    for offset in range(0, len(ids), _INSERT_CHUNK):
-        result = conn.execute(
-            windows.update()
-            .where(windows.c.id.in_(ids[offset : offset + _INSERT_CHUNK]), ~excluded)
-            .values(
-                state="planned",
-                attempts=0,
-                next_request_at=now,
-                deadline_at=None,
-                reason=None,
-                updated_at=now,
-            )
+    for row in rows:
+        if (row.window_start, row.window_end) not in wanted:
+            continue
+        in_flight = row.state == WindowState.RECEIVED or (
+            row.state == WindowState.REQUESTED
+            and row.deadline_at is not None
+            and row.deadline_at > now
         )
-        changed += result.rowcount
+        if in_flight or row.state == WindowState.SPLIT:
+            continue
+        if row.state == WindowState.COMMITTED and not include_committed:
+            continue
+        move(conn, row, Step.MAKE_DUE, now, attempts=0, next_request_at=now)
+        changed += 1
     return changed
 
 
@@ -146,11 +136,11 @@ def claim_due(
         return []
     due = or_(
         and_(
-            windows.c.state == "planned",
+            windows.c.state == WindowState.PLANNED.value,
             or_(windows.c.next_request_at.is_(None), windows.c.next_request_at <= now),
         ),
         and_(
-            windows.c.state == "requested",
+            windows.c.state == WindowState.REQUESTED.value,
             windows.c.deadline_at <= now,
             windows.c.attempts < max_attempts,
         ),
@@ -164,44 +154,39 @@ def claim_due(
     ).all()
     claimed = []
     for row in rows:
-        if row.state == "requested":
-            CALLBACK_TIMEOUTS.inc()
-            log.warning(
-                "callback_timeout",
-                extra={
-                    "window": str(window_of(row)),
-                    "export_id": row.export_id,
-                    "attempts": row.attempts,
-                },
-            )
-        export_id = uuid.uuid4().hex
-        token = secrets.token_urlsafe(32)
-        attempt = row.attempts + 1
-        conn.execute(
-            exports.insert().values(
-                export_id=export_id,
-                window_id=row.id,
-                token_sha256=hashlib.sha256(token.encode()).hexdigest(),
-                attempt=attempt,
-                requested_at=now,
-            )
-        )
-        conn.execute(
-            windows.update()
-            .where(windows.c.id == row.id)
-            .values(
-                state="requested",
-                attempts=attempt,
-                export_id=export_id,
-                requested_at=now,
-                deadline_at=now + callback_timeout,
-                next_request_at=None,
-                reason=None,
-                updated_at=now,
-            )
-        )
-        claimed.append(ExportAttempt(row.id, window_of(row), export_id, token, attempt))
+        step = Step.REQUEST if row.state == WindowState.PLANNED else Step.REQUEST_AFTER_TIMEOUT
+        claimed.append(_new_attempt(conn, row, step, now, callback_timeout))
     return claimed
+
+
+def _new_attempt(
+    conn: Connection, row: Any, step: Step, now: datetime, callback_timeout: timedelta
+) -> ExportAttempt:
+    """A new export id and token for the window in `row`, taken through `step`."""
+    export_id = uuid.uuid4().hex
+    token = secrets.token_urlsafe(32)
+    attempt = row.attempts + 1
+    conn.execute(
+        exports.insert().values(
+            export_id=export_id,
+            window_id=row.id,
+            token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+            attempt=attempt,
+            requested_at=now,
+        )
+    )
+    move(
+        conn,
+        row,
+        step,
+        now,
+        log={"export_id": export_id, "attempt": attempt, "previous_export_id": row.export_id},
+        attempts=attempt,
+        export_id=export_id,
+        requested_at=now,
+        deadline_at=now + callback_timeout,
+    )
+    return ExportAttempt(row.id, window_of(row), export_id, token, attempt)
 
 
 def _fail_exhausted(conn: Connection, stream: str, now: datetime, max_attempts: int) -> None:
@@ -210,7 +195,7 @@ def _fail_exhausted(conn: Connection, stream: str, now: datetime, max_attempts: 
         select(windows)
         .where(
             windows.c.stream == stream,
-            windows.c.state == "requested",
+            windows.c.state == WindowState.REQUESTED.value,
             windows.c.deadline_at <= now,
             windows.c.attempts >= max_attempts,
         )
@@ -218,13 +203,7 @@ def _fail_exhausted(conn: Connection, stream: str, now: datetime, max_attempts: 
     ).all()
     for row in rows:
         reason = f"no callback after {row.attempts} attempts"
-        conn.execute(
-            windows.update()
-            .where(windows.c.id == row.id)
-            .values(state="failed", reason=reason, deadline_at=None, updated_at=now)
-        )
-        CALLBACK_TIMEOUTS.inc()
-        log.error("window_failed", extra={"window": str(window_of(row)), "reason": reason})
+        move(conn, row, Step.TIME_OUT, now, log={"reason": reason}, reason=reason)
 
 
 def request_failed(
@@ -232,40 +211,38 @@ def request_failed(
 ) -> None:
     window_id = conn.scalar(select(exports.c.window_id).where(exports.c.export_id == export_id))
     if window_id is None:
-        raise LedgerError(f"unknown export id {export_id!r}")
+        raise LedgerError(f"unknown export id {export_id!r}", kind=ErrorKind.USER)
     row = lock_window(conn, window_id)
-    if row.state != "requested" or row.export_id != export_id:
+    if row.state != WindowState.REQUESTED or row.export_id != export_id:
         # A later attempt or a callback has moved the window on; this refusal is history.
         return
-    conn.execute(
-        windows.update()
-        .where(windows.c.id == row.id)
-        .values(
-            state="planned" if retry_at is not None else "failed",
-            attempts=max(row.attempts - 1, 0),
-            next_request_at=retry_at,
-            deadline_at=None,
-            reason=reason,
-            updated_at=now,
-        )
+    fields = {"export_id": export_id, "reason": reason}
+    attempts = max(row.attempts - 1, 0)
+    if retry_at is None:
+        move(conn, row, Step.REQUEST_REFUSED, now, log=fields, attempts=attempts, reason=reason)
+        return
+    move(
+        conn,
+        row,
+        Step.REQUEST_DEFERRED,
+        now,
+        log=fields | {"retry_at": retry_at.isoformat()},
+        attempts=attempts,
+        next_request_at=retry_at,
+        reason=reason,
     )
 
 
 def replace_with_halves(
-    conn: Connection, window_id: int, halves: tuple[Window, Window], now: datetime
+    conn: Connection, window_id: int, halves: tuple[Window, Window], now: datetime, reason: str
 ) -> None:
     row = lock_window(conn, window_id)
-    conn.execute(
-        windows.update()
-        .where(windows.c.id == row.id)
-        .values(
-            state="failed",
-            reason=SPLIT_REASON,
-            next_request_at=None,
-            deadline_at=None,
-            lease_owner=None,
-            lease_until=None,
-            updated_at=now,
-        )
+    move(
+        conn,
+        row,
+        Step.SPLIT,
+        now,
+        log={"halves": [str(half) for half in halves], "reason": reason},
+        reason=f"split into halves: {reason}",
     )
     add_windows(conn, row.stream, halves, now)

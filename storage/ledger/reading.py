@@ -5,12 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection, func, select
 
 from storage.layout import Window
 from storage.ledger.models import (
-    SPLIT_REASON,
-    WINDOW_STATES,
     CallbackRecord,
     ExportRecord,
     Summary,
@@ -24,9 +22,10 @@ from storage.ledger.tables import (
     window_record,
     windows,
 )
+from storage.lifecycle import PROBLEMS, RETIRED, STATES, WindowState
 
 # A window replaced by its halves is history, not something an operator has to act on.
-_NOT_SPLIT = or_(windows.c.state != "failed", func.coalesce(windows.c.reason, "") != SPLIT_REASON)
+_NOT_RETIRED = windows.c.state.not_in([state.value for state in RETIRED])
 
 
 def find_export(conn: Connection, export_id: str) -> ExportRecord | None:
@@ -75,7 +74,7 @@ def list_windows(
     """Windows of `stream` starting in [since, until), oldest first."""
     query = select(windows).where(windows.c.stream == stream)
     if states is not None:
-        query = query.where(windows.c.state.in_(list(states)))
+        query = query.where(windows.c.state.in_([str(state) for state in states]))
     if since is not None:
         query = query.where(windows.c.window_start >= since)
     if until is not None:
@@ -98,21 +97,21 @@ def summary(conn: Connection, stream: str) -> Summary:
         .where(windows.c.stream == stream)
         .group_by(windows.c.state)
     ).all()
-    by_state: dict[str, int] = dict.fromkeys(WINDOW_STATES, 0)
+    by_state: dict[str, int] = dict.fromkeys(STATES, 0)
     by_state.update({state: count for state, count in counts})
     of_stream = select(windows).where(windows.c.stream == stream)
     last = conn.execute(
-        of_stream.where(windows.c.state == "committed")
+        of_stream.where(windows.c.state == WindowState.COMMITTED.value)
         .order_by(windows.c.window_end.desc(), windows.c.window_start.desc())
         .limit(1)
     ).first()
     oldest = conn.execute(
-        of_stream.where(windows.c.state != "committed", _NOT_SPLIT)
+        of_stream.where(windows.c.state != WindowState.COMMITTED.value, _NOT_RETIRED)
         .order_by(windows.c.window_start, windows.c.window_end)
         .limit(1)
     ).first()
     problems = conn.execute(
-        of_stream.where(windows.c.state.in_(["failed", "quarantined"]), _NOT_SPLIT).order_by(
+        of_stream.where(windows.c.state.in_([state.value for state in PROBLEMS])).order_by(
             windows.c.window_start, windows.c.window_end
         )
     ).all()

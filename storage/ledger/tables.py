@@ -22,9 +22,10 @@ from sqlalchemy import (
 )
 
 from storage.layout import Window
-from storage.ledger.models import CallbackRecord, CallbackState, WindowRecord, WindowState
+from storage.ledger.models import CallbackRecord, CallbackState, WindowRecord
+from storage.lifecycle import WindowState
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -127,7 +128,7 @@ def window_record(row: Any) -> WindowRecord:
         id=row.id,
         stream=row.stream,
         window=window_of(row),
-        state=cast(WindowState, row.state),
+        state=WindowState(row.state),
         attempts=row.attempts,
         export_id=row.export_id,
         reason=row.reason,

@@ -26,6 +26,7 @@ from botocore.exceptions import (
     PartialCredentialsError,
 )
 
+from storage.errors import ErrorKind
 from storage.objectstore import ObjectInfo, ObjectNotFound, S3Options, StoreError, check_key
 
 _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
@@ -37,7 +38,7 @@ _MULTIPART_CHUNK = 16 * 1024 * 1024
 class S3Store:
     def __init__(self, bucket: str, prefix: str, options: S3Options) -> None:
         if not bucket:
-            raise StoreError("storage URL needs a bucket: s3://bucket/prefix")
+            raise StoreError("storage URL needs a bucket: s3://bucket/prefix", kind=ErrorKind.USER)
         self.bucket = bucket
         prefix = prefix.strip("/")
         self._root = f"{prefix}/" if prefix else ""
@@ -153,18 +154,22 @@ class S3Store:
         code = str(error.get("Code", ""))
         message = str(error.get("Message", "")) or str(exc)
         if code == "NoSuchBucket":
-            return StoreError(f"bucket {self.bucket!r} does not exist ({self.description})")
+            return StoreError(
+                f"bucket {self.bucket!r} does not exist ({self.description})", kind=ErrorKind.USER
+            )
         if code in _MISSING_KEY_CODES:
             return ObjectNotFound(f"no object {self._url(key)}")
         if code in _BAD_CREDENTIAL_CODES:
             return StoreError(
                 f"the store at {self._endpoint} refused the credentials ({code}) while trying "
-                f"to {action} {self._url(key)}: check the AWS access key and secret"
+                f"to {action} {self._url(key)}: check the AWS access key and secret",
+                kind=ErrorKind.USER,
             )
         if code in _DENIED_CODES:
             return StoreError(
                 f"access denied: cannot {action} {self._url(key)} ({code}); check the "
-                "credentials' permissions and the bucket policy"
+                "credentials' permissions and the bucket policy",
+                kind=ErrorKind.USER,
             )
         return StoreError(f"cannot {action} {self._url(key)}: {code or 'error'}: {message}")
 

@@ -128,3 +128,31 @@ def test_check_names_what_fails_and_never_prints_the_key(
     assert "no-such-bucket" in failures[0]
     assert "API key" in failures[1]
     assert "a-revoked-secret-key" not in result.stdout + result.stderr
+
+
+def test_ddl_with_a_hostile_table_name_exits_2_with_one_line(archive: Path) -> None:
+    result = _cli(
+        "ddl", "--dialect", "duckdb", "--table", "x; drop", ARCHIVER_STORAGE_URL=f"file://{archive}"
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    assert result.stderr.startswith("chat-archiver: error: table name 'x; drop'")
+
+
+def test_status_into_a_closed_pipe_exits_quietly(archive: Path, tmp_path: Path) -> None:
+    env = {
+        "PATH": "",
+        "ARCHIVER_STORAGE_URL": f"file://{archive}",
+        "ARCHIVER_LEDGER_URL": f"sqlite:///{tmp_path}/l.db",
+    }
+    status = subprocess.Popen(
+        [sys.executable, "-m", "archiver.cli", "status"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert status.stdout is not None and status.stderr is not None
+    status.stdout.close()  # the reader is gone before the first line, as with `| head -0`
+    stderr = status.stderr.read().decode()
+    assert status.wait(timeout=60) == 0, stderr
+    assert "Traceback" not in stderr and "BrokenPipe" not in stderr

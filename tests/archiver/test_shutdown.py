@@ -15,6 +15,7 @@ from simulator.app import create_app as create_simulator
 from simulator.state import range_key
 from storage.layout import Window
 from storage.ledger import Ledger
+from storage.lifecycle import WindowState
 from storage.objectstore import open_store
 from storage.schema import STREAM
 from tests.harness import (
@@ -144,7 +145,7 @@ def test_sigterm_between_paced_requests_leaves_no_window_waiting_for_a_callback_
             with Ledger.open(env["ARCHIVER_LEDGER_URL"]) as ledger:
                 # Stopped mid-tick: what was sent is in flight, the rest is still planned.
                 states = [record.state for record in ledger.windows(STREAM)]
-                assert states.count("planned") >= 1
+                assert states.count(WindowState.PLANNED) >= 1
                 service.env = env | {"ARCHIVER_REQUEST_PACING": "0s"}
                 service.start()
                 # The callback timeout is 6 hours: this finishes only if nothing was stranded.

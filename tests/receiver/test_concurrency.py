@@ -20,6 +20,7 @@ from prometheus_client import REGISTRY
 from simulator.corpus import MessageCorpus
 from storage.layout import Window, manifest_key
 from storage.ledger import ExportAttempt
+from storage.lifecycle import WindowState
 from storage.schema import STREAM
 from tests.harness import archived_as_api_records
 from tests.service import RunningService, running_service
@@ -57,7 +58,7 @@ def _wait_committed(service: RunningService, windows: list[Window], timeout: flo
             for record in service.ledger.windows(STREAM)
             if record.window in set(windows)
         )
-        if states.get("committed") == len(windows):
+        if states.get(WindowState.COMMITTED) == len(windows):
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"windows by state: {dict(states)}")

@@ -7,9 +7,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from storage.layout import Window
-from storage.ledger import SPLIT_REASON, WINDOW_STATES, ExportAttempt, Ledger, LedgerError
+from storage.ledger import ExportAttempt, Ledger, LedgerError
+from storage.ledger.tables import SCHEMA_VERSION
+from storage.lifecycle import STATES, InvalidTransition, WindowState
 
 STREAM = "chat_messages"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -44,7 +47,7 @@ def test_open_creates_the_schema_once_and_remembers_when(ledger_url: str) -> Non
     try:
         assert again.created_at() == created
         assert created.tzinfo is not None and created.utcoffset() == timedelta(0)
-        assert again.get_meta("schema_version") == "1"
+        assert again.get_meta("schema_version") == str(SCHEMA_VERSION)
         assert [r.window for r in again.windows(STREAM)] == [day(0)]
         again.ping()
     finally:
@@ -193,17 +196,19 @@ def test_replace_with_halves_plans_the_halves_and_is_no_problem(ledger: Ledger) 
     whole = Window(T0, T0 + 2 * DAY)
     ledger.plan(STREAM, [whole])
     (attempt,) = claim(ledger, T0 + 10 * DAY)
-    ledger.replace_with_halves(attempt.window_id, (day(0), day(1)))
+    ledger.replace_with_halves(attempt.window_id, (day(0), day(1)), reason="too long")
     record = ledger.window(STREAM, whole)
     assert record is not None
-    assert (record.state, record.reason) == ("failed", SPLIT_REASON)
+    assert (record.state, record.reason) == (WindowState.SPLIT, "split into halves: too long")
     assert [r.window for r in ledger.windows(STREAM, states=["planned"])] == [day(0), day(1)]
     summary = ledger.summary(STREAM)
     assert summary.problems == []
     assert summary.oldest_uncommitted is not None
     assert summary.oldest_uncommitted.window == day(0)
     with pytest.raises(LedgerError, match="no window with id"):
-        ledger.replace_with_halves(9999, (day(0), day(1)))
+        ledger.replace_with_halves(9999, (day(0), day(1)), reason="too long")
+    with pytest.raises(InvalidTransition, match="cannot take step 'split'"):
+        ledger.replace_with_halves(record.id, (day(0), day(1)), reason="again")
 
 
 def test_force_due_creates_missing_windows_and_makes_them_due_now(ledger: Ledger) -> None:
@@ -285,7 +290,7 @@ def test_windows_filters_by_state_and_start(ledger: Ledger) -> None:
 
 def test_summary_counts_states_and_names_the_edges_and_problems(ledger: Ledger) -> None:
     empty = ledger.summary(STREAM)
-    assert empty.by_state == dict.fromkeys(WINDOW_STATES, 0)
+    assert empty.by_state == dict.fromkeys(STATES, 0)
     assert (empty.last_committed, empty.oldest_uncommitted, empty.problems) == (None, None, [])
 
     ledger.plan(STREAM, [day(n) for n in range(4)])
@@ -316,6 +321,7 @@ def test_summary_counts_states_and_names_the_edges_and_problems(ledger: Ledger) 
         "committed": 2,
         "failed": 0,
         "quarantined": 1,
+        "split": 0,
     }
     assert summary.last_committed is not None and summary.last_committed.window == day(1)
     assert (summary.last_committed.rows, summary.last_committed.rejects) == (3, 1)
@@ -324,3 +330,23 @@ def test_summary_counts_states_and_names_the_edges_and_problems(ledger: Ledger) 
     assert [(p.window, p.state, p.reason) for p in summary.problems] == [
         (day(2), "quarantined", "no decoder recognised the callback")
     ]
+
+
+def test_a_ledger_that_stored_split_as_failed_is_migrated_to_split(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/old.db"
+    with Ledger.open(url) as ledger:
+        ledger.plan(STREAM, [day(0), day(1)])
+        ledger.set_meta("schema_version", "1")
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE ledger_windows SET state = 'failed', reason = 'split into halves' "
+                "WHERE id = (SELECT min(id) FROM ledger_windows)"
+            )
+        )
+    engine.dispose()
+    with Ledger.open(url) as ledger:
+        assert [r.state for r in ledger.windows(STREAM)] == [WindowState.SPLIT, "planned"]
+        assert ledger.get_meta("schema_version") == str(SCHEMA_VERSION)
+        assert ledger.summary(STREAM).problems == []

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 
 from storage.layout import Window
 from storage.ledger import Ledger
+from storage.ledger.tables import SCHEMA_VERSION
 
 STREAM = "chat_messages"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -119,7 +120,7 @@ def test_processes_opening_a_new_ledger_at_once_share_one_schema(ledger_url: str
     opened = all_at_once(4, lambda _: Ledger.open(ledger_url))
     try:
         assert len({ledger.created_at() for ledger in opened}) == 1
-        assert {ledger.get_meta("schema_version") for ledger in opened} == {"1"}
+        assert {ledger.get_meta("schema_version") for ledger in opened} == {str(SCHEMA_VERSION)}
     finally:
         for ledger in opened:
             ledger.close()
