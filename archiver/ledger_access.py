@@ -14,9 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from archiver.errors import CommandError
 from storage.ledger import Ledger, LedgerError
-
-# The table every ledger has from its first start on.
-_WINDOWS_TABLE = "windows"
+from storage.ledger.tables import windows as windows_table
 
 
 def sqlite_path(url: str) -> Path | None:
@@ -33,7 +31,7 @@ def _has_ledger_tables(url: str) -> bool:
     engine = create_engine(url, connect_args={"connect_timeout": 5})
     try:
         with engine.connect() as conn:
-            return inspect(conn).has_table(_WINDOWS_TABLE)
+            return inspect(conn).has_table(windows_table.name)
     except SQLAlchemyError as error:
         raise LedgerError(f"cannot open the ledger: {str(error).splitlines()[0]}") from None
     finally:

@@ -19,6 +19,7 @@ from receiver.app import create_app
 from receiver.decoding.download import DownloadPolicy
 from receiver.intake import Intake, IntakeLimits
 from receiver.processing import ProcessingConfig
+from receiver.status_page import PageOptions, StatusPage, status_routes
 from receiver.worker import ProcessingWorker
 from scheduler.client import ExportClient
 from scheduler.requester import Requester, RequestPolicy
@@ -26,6 +27,7 @@ from scheduler.schedule import build_scheduler, record_tick
 from storage.commit import WriteOptions
 from storage.ledger import Ledger
 from storage.objectstore import ObjectStore
+from storage.schema import STREAM
 
 log = logging.getLogger("chat_archiver.service")
 
@@ -142,6 +144,14 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
 
     app = create_app(intake, readiness, version=VERSION, lifespan=lifespan)
     app.state.worker = worker
+    page = StatusPage(
+        ledger,
+        store,
+        PageOptions(stream=STREAM, start=settings.start),
+        settings.admin_token,
+        on_replay=worker.wake,
+    )
+    app.router.routes.extend(status_routes(page))
     return app
 
 

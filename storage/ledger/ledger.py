@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from storage.layout import Window
-from storage.ledger import intake, planning, reading
+from storage.ledger import history, intake, planning, reading
 from storage.ledger.connect import Database, first_line
 from storage.ledger.models import (
     CallbackRecord,
@@ -256,6 +256,20 @@ class Ledger:
     def summary(self, stream: str) -> Summary:
         with self._db.read() as conn:
             return reading.summary(conn, stream)
+
+    # A window's history, for the status page.
+
+    def attempts(self, window_id: int) -> list[history.AttemptRecord]:
+        with self._db.read() as conn:
+            return history.attempts(conn, window_id)
+
+    def window_callbacks(self, window_id: int) -> list[CallbackRecord]:
+        with self._db.read() as conn:
+            return history.window_callbacks(conn, window_id)
+
+    def raw_bytes(self) -> int:
+        with self._db.read() as conn:
+            return history.raw_bytes(conn)
 
 
 def _now() -> datetime:

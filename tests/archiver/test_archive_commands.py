@@ -16,6 +16,7 @@ from simulator.app import create_app
 from simulator.config import SimulatorConfig
 from storage.commit import write_window
 from storage.layout import Window
+from storage.ledger import Ledger
 from storage.objectstore import open_store
 from tests.servers import serve_in_thread
 
@@ -145,6 +146,7 @@ def test_status_into_a_closed_pipe_exits_quietly(archive: Path, tmp_path: Path) 
         "ARCHIVER_STORAGE_URL": f"file://{archive}",
         "ARCHIVER_LEDGER_URL": f"sqlite:///{tmp_path}/l.db",
     }
+    Ledger.open(env["ARCHIVER_LEDGER_URL"]).close()  # status reads a ledger; it never makes one
     status = subprocess.Popen(
         [sys.executable, "-m", "archiver.cli", "status"],
         env=env,
