@@ -69,8 +69,6 @@ def test_the_calendar_shows_each_state_and_leads_to_the_window(
     assert page.locator("#calendar .day").first.inner_text() == "2026-11-20"
     assert page.locator("#problem-count").inner_text() == "2"
     page.screenshot(path=str(_artifacts() / "status-page.png"), full_page=True)
-    if os.environ.get("ARCHIVER_UPDATE_DOCS_SCREENSHOT"):
-        page.screenshot(path=str(ROOT / "docs" / "status-page.png"), full_page=True)
 
     page.locator(f'#calendar .cell[data-window="{populated.committed.name}"]').click()
     page.wait_for_url(f"**/status/windows/{populated.committed.name}")
