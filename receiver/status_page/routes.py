@@ -26,7 +26,7 @@ from starlette.templating import Jinja2Templates
 from receiver.status_page.data import STATE_COLOURS, PageOptions, overview, window_detail
 from storage.layout import Window, window_from_name
 from storage.ledger import Ledger
-from storage.lifecycle import IN_FLIGHT, RETIRED
+from storage.lifecycle import IN_FLIGHT, RETIRED, STATES
 from storage.objectstore import ObjectStore
 
 ACTIONS = ("rerequest", "replay")
@@ -189,7 +189,11 @@ class StatusPage:
     def _page(
         self, request: Request, template: str, document: dict[str, Any], status: int = 200
     ) -> Response:
-        context = {"doc": document, "admin": bool(self.admin_token), "states": list(STATE_COLOURS)}
+        context = {
+            "doc": document,
+            "admin": bool(self.admin_token),
+            "states": [str(state) for state in STATES],
+        }
         return self._templates.TemplateResponse(request, template, context, status_code=status)
 
     def _unavailable(self, request: Request, reason: str) -> Response:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 
 from storage.layout import Window
 from storage.schema import STREAM
@@ -63,7 +64,19 @@ def _wait_for(service: RunningService, window: Window, state: str) -> None:
         time.sleep(0.05)
 
 
-def populate(service: RunningService) -> Populated:
+def _after_the_startup_tick(started: float) -> None:
+    """The service's catch-up tick at start could claim a window planned here before the test
+    does; wait until that tick has run (it finds nothing due on a new ledger)."""
+    deadline = time.monotonic() + 15
+    name = "archiver_request_tick_success_timestamp_seconds"
+    while (REGISTRY.get_sample_value(name) or 0) < started:
+        if time.monotonic() > deadline:
+            raise AssertionError("the service's startup request tick did not finish")
+        time.sleep(0.02)
+
+
+def populate(service: RunningService, started: float) -> Populated:
+    _after_the_startup_tick(started)
     windows = Populated(service, hour(1), hour(2), hour(3), hour(4), hour(5))
     for window, body in (
         (windows.committed, _messages(windows.committed, 12)),
@@ -83,11 +96,13 @@ def populate(service: RunningService) -> Populated:
 
 @pytest.fixture
 def populated(tmp_path: Path) -> Iterator[Populated]:
+    started = time.time()
     with running_service(tmp_path, admin_token=ADMIN_TOKEN, max_attempts=1) as service:
-        yield populate(service)
+        yield populate(service, started)
 
 
 @pytest.fixture
 def read_only(tmp_path: Path) -> Iterator[Populated]:
+    started = time.time()
     with running_service(tmp_path, max_attempts=1) as service:
-        yield populate(service)
+        yield populate(service, started)

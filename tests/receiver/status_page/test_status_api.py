@@ -97,3 +97,10 @@ def test_without_an_admin_token_the_page_is_read_only(read_only: Populated) -> N
     )
     assert answer.status_code == 403
     assert "ARCHIVER_ADMIN_TOKEN is not set" in answer.json()["detail"]
+
+
+def test_every_state_of_the_lifecycle_has_a_colour() -> None:
+    from receiver.status_page.data import STATE_COLOURS
+    from storage.lifecycle import STATES
+
+    assert set(STATE_COLOURS) == {str(state) for state in STATES}
