@@ -102,7 +102,7 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
         idle_timeout=min(settings.body_timeout.total_seconds(), 15.0),
     )
     intake = Intake(ledger, store, limits, on_accepted=lambda: worker.wake())
-    register_ledger_collector(ledger)
+    register_ledger_collector(ledger, settings.start)
     export_settings(settings)
 
     async def readiness() -> list[str]:
