@@ -19,6 +19,7 @@ RSS under 400 MB. Exits 1 naming every target missed.
     python bench/ingest.py                      # 100000 and 1000000 messages
     python bench/ingest.py --quick              # 20000 messages, well under a minute
     python bench/ingest.py --messages 250000 --store file
+    python bench/ingest.py --drift              # every file shape, clean and drifting (drift.py)
 """
 
 from __future__ import annotations
@@ -82,7 +83,13 @@ class Target:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    sizes = [20_000] if args.quick else args.messages
+    if args.drift:
+        import drift
+
+        sizes = [20_000] if args.quick else args.messages or list(drift.SIZES)
+        repeat = 1 if args.quick else args.repeat
+        return drift.run(sizes, repeat, args.data_dir, args.work_dir, args.skip_dlt)
+    sizes = [20_000] if args.quick else args.messages or [100_000, 1_000_000]
     if args.quick:
         args.repeat = 1
     data_dir: Path = args.data_dir
@@ -134,8 +141,14 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--messages",
         type=lambda text: [int(n) for n in text.split(",")],
-        default=[100_000, 1_000_000],
-        help="comma-separated window sizes (default 100000,1000000)",
+        default=None,
+        help="comma-separated window sizes (default 100000,1000000; 200000,1000000 with --drift)",
+    )
+    parser.add_argument(
+        "--drift",
+        action="store_true",
+        help="every file shape, clean and with unknown fields, decoded and written in-process "
+        "against the pyarrow floor (see bench/drift.py)",
     )
     parser.add_argument("--quick", action="store_true", help="one run of 20000 messages")
     parser.add_argument(

@@ -9,6 +9,13 @@ NDJSON and the serve process's peak RSS (VmHWM), which must stay under 400 MB; e
     python bench/intake_memory.py                  # about 1 GB
     python bench/intake_memory.py --quick          # about 50 MB, well under a minute
     python bench/intake_memory.py --gzip --store file
+    python bench/intake_memory.py --export drift-7-20250303-1000000-nested.ndjson   # any file
+    python bench/intake_memory.py --windows 50     # 50 windows in one process: memory creep
+
+With --windows, the files of `--window-files` (by default the drift benchmark's 200,000-message
+files of five shapes, made if missing) are sent in turn, one window each, to one `serve`
+process; the RSS after each commit must not climb: the largest after the first five windows
+may exceed the fifth's by at most 20 MB.
 """
 
 from __future__ import annotations
@@ -38,13 +45,27 @@ from simulator.corpus import MessageCorpus
 from simulator.files import write_export
 
 RSS_MB = 400.0
+CREEP_MB = 20.0
+SETTLED_AFTER = 5
 SAMPLE = 20_000
+CREEP_SHAPES = (
+    "NDJSON, no unknown field",
+    "NDJSON, 10% unknown scalar",
+    "NDJSON, every record an unknown object",
+    "JSON array, 10% unknown",
+    "CSV, one extra column",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.windows:
+        return _creep(args)
     target = int((0.05 if args.quick else args.gigabytes) * 1024 * MB)
-    path = _export(args.data_dir, target, compressed=args.gzip)
+    if args.export:
+        path = args.data_dir / args.export
+    else:
+        path = _export(args.data_dir, target, compressed=args.gzip)
     ndjson_bytes = _ndjson_bytes(path)
     with ExitStack() as stack:
         work = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.work_dir)))
@@ -113,7 +134,84 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--timeout", type=float, default=3600, help="seconds to wait for the commit"
     )
+    parser.add_argument("--export", help="a file of the data directory to send instead")
+    parser.add_argument(
+        "--windows", type=int, default=0, help="send this many windows to one process"
+    )
+    parser.add_argument(
+        "--window-files",
+        type=lambda text: text.split(","),
+        help="comma-separated files of the data directory for --windows (sent in turn)",
+    )
+    parser.add_argument(
+        "--window-messages",
+        type=int,
+        default=200_000,
+        help="messages per window of the default --windows files (default 200000)",
+    )
     return parser
+
+
+def _creep(args: argparse.Namespace) -> int:
+    from windows import run_windows
+
+    names = args.window_files or _creep_files(args.data_dir, args.window_messages)
+    with ExitStack() as stack:
+        work = Path(stack.enter_context(tempfile.TemporaryDirectory(dir=args.work_dir)))
+        if args.store == "s3":
+            endpoint = stack.enter_context(s3_endpoint())
+            create_bucket(endpoint, "creep")
+            storage_url, endpoint_url = "s3://creep/lake", endpoint
+        else:
+            storage_url, endpoint_url = f"file://{work}/archive", None
+        links = stack.enter_context(link_server(args.data_dir))
+        files = [names[n % len(names)] for n in range(args.windows)]
+        runs = run_windows(
+            [f"{links}/{name}" for name in files],
+            storage_url=storage_url,
+            s3_endpoint_url=endpoint_url,
+            work_dir=work / "serve",
+            timeout=args.timeout,
+        )
+    rows = [
+        [
+            str(number + 1),
+            name,
+            f"{run.rows:,}",
+            f"{run.seconds:.1f}",
+            f"{run.rss_mb:.0f}",
+            f"{run.peak_rss_mb:.0f}",
+        ]
+        for number, (name, run) in enumerate(zip(files, runs, strict=True))
+    ]
+    print(f"store: {'moto S3 server on loopback' if args.store == 's3' else 'local directory'}")
+    print_table(["window", "file", "rows", "seconds", "RSS after MB", "peak RSS MB"], rows)
+    peak = max(run.peak_rss_mb for run in runs)
+    settled = runs[min(SETTLED_AFTER, len(runs)) - 1].rss_mb
+    later = max(run.rss_mb for run in runs[SETTLED_AFTER - 1 :]) if runs else settled
+    print()
+    print(
+        f"RSS after window {SETTLED_AFTER}: {settled:.0f} MB; highest after a later window: "
+        f"{later:.0f} MB (+{later - settled:.0f} MB); peak {peak:.0f} MB"
+    )
+    missed = []
+    if peak >= RSS_MB:
+        missed.append(f"peak RSS {peak:.0f} MB is not under {RSS_MB:.0f} MB")
+    if later - settled > CREEP_MB:
+        missed.append(f"RSS crept {later - settled:.0f} MB after window {SETTLED_AFTER}")
+    for line in missed:
+        print(f"target missed: {line}", file=sys.stderr)
+    return 1 if missed else 0
+
+
+def _creep_files(data_dir: Path, messages: int) -> list[str]:
+    import drift
+
+    shapes = {shape.name: shape for shape in drift.SHAPES}
+    return [
+        drift._files(data_dir, shapes[name], messages, WINDOW.start)[0].name
+        for name in CREEP_SHAPES
+    ]
 
 
 def _export(data_dir: Path, target_bytes: int, *, compressed: bool) -> Path:

@@ -9,7 +9,8 @@ Choices worth knowing:
 - `content` longer than the API's documented 100000 characters is kept whole: the archive
   never truncates, so nothing is lost and nothing needs recording.
 - Fields the schema does not know go into `extra` as one JSON object per row, keys sorted,
-  null values left out; `extra` is null when a row has none. An `updatedAt` that does not
+  null values left out, each value's JSON text exactly as the decoder kept it (see
+  `extra_json`); `extra` is null when a row has none. An `updatedAt` that does not
   parse becomes null and its original text is kept in `extra` under `updatedAt`.
 - A row with no `id`, no `chatId`, or a missing or unparseable `createdAt` is rejected with
   the reason and the original record; it never reaches Parquet.
@@ -27,6 +28,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from storage.jsontext import json_objects, json_strings
 from storage.layout import Window
 from storage.schema import API_FIELDS, MESSAGE_SCHEMA, UTC_MICROS
 
@@ -187,23 +189,27 @@ def _json_text_fields(schema: pa.Schema) -> frozenset[str]:
 def extra_json(
     columns: dict[str, pa.Array], rows: int, json_text: frozenset[str] = frozenset()
 ) -> pa.Array:
-    """One JSON object per row of the non-null values in `columns`; null when none."""
-    present = {name: array for name, array in columns.items() if array.null_count < rows}
-    if not present:
-        return pa.nulls(rows, pa.string())
-    values = {
-        name: (
-            [None if text is None else json.loads(text) for text in array.to_pylist()]
-            if name in json_text
-            else _plain(array).to_pylist()
-        )
-        for name, array in present.items()
-    }
-    out: list[str | None] = []
-    for index in range(rows):
-        row = {name: column[index] for name, column in values.items() if column[index] is not None}
-        out.append(dumps(row) if row else None)
-    return pa.array(out, pa.string())
+    """One JSON object per row of the non-null values in `columns`, keys sorted; null when
+    none. Columns in `json_text` hold each value's JSON text as sent (a JSON `null` among them
+    is left out like a missing value); strings are encoded as JSON strings; other types (a
+    reader's inferred structs or numbers) go through `dumps`. Built column-wise."""
+    texts = []
+    for name in sorted(columns):
+        array = _plain(columns[name])
+        if array.null_count == rows:
+            continue
+        if name in json_text:
+            text = array.cast(pa.string())
+            text = pc.if_else(pc.equal(text, "null"), pa.scalar(None, pa.string()), text)
+        elif pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
+            text = json_strings(array)
+        else:
+            text = pa.array(
+                [None if value is None else dumps(value) for value in array.to_pylist()],
+                pa.string(),
+            )
+        texts.append((name, text))
+    return json_objects(texts, rows)
 
 
 def dumps(value: Any) -> str:

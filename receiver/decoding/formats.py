@@ -22,7 +22,7 @@ from receiver.decoding.errors import DecodeError
 from receiver.decoding.jsonscan import RecordScanner, Resume
 from receiver.decoding.labels import field_for, map_header
 from receiver.decoding.lines import LineBlock, LineBlocks
-from receiver.decoding.rows import csv_batch, json_block_batch, json_lines_batch
+from receiver.decoding.rows import Drift, csv_batch, json_block_batch, json_lines_batch
 
 SNIFF_BYTES = 64 * 1024
 # A batch of JSON lines is parsed once it holds this many bytes, even if short of batch_rows.
@@ -117,20 +117,21 @@ def json_batches(stream: IO[bytes], batch_rows: int) -> Iterator[pa.RecordBatch]
     scanner frames everything else, and NDJSON from where the parser does not accept a block.
     Parsing a batch (pyarrow, which releases the GIL) overlaps with reading the next one.
     """
+    drift = Drift()  # the file's unknown fields, learnt by the parser thread
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="json-decode") as parser:
         scanner = RecordScanner(stream, hand_off_lines=True)
-        yield from _parsed(parser, _json_blocks(scanner, batch_rows, 0))
+        yield from _parsed(parser, _json_blocks(scanner, batch_rows, 0), drift)
         if scanner.handoff is None:
             return
         lines = LineBlocks(
             scanner.handoff, stream, batch_rows=batch_rows, block_bytes=JSON_CHUNK_BYTES
         )
-        yield from _line_batches(parser, lines, batch_rows)
+        yield from _line_batches(parser, lines, batch_rows, drift)
         rest = lines.rest()
         if rest is not None:
             replay, resume = rest
             resumed = RecordScanner(replay, resume=resume)
-            yield from _parsed(parser, _json_blocks(resumed, batch_rows, resume.records))
+            yield from _parsed(parser, _json_blocks(resumed, batch_rows, resume.records), drift)
 
 
 def _released(parse: Callable[..., _Parsed], *args: object) -> _Parsed:
@@ -146,13 +147,13 @@ def _released(parse: Callable[..., _Parsed], *args: object) -> _Parsed:
 
 
 def _parsed(
-    parser: ThreadPoolExecutor, blocks: Iterator[tuple[bytes, int, int]]
+    parser: ThreadPoolExecutor, blocks: Iterator[tuple[bytes, int, int]], drift: Drift
 ) -> Iterator[pa.RecordBatch]:
     """The batches of framed blocks, each parsed while the next one is framed."""
     pending: Future[pa.RecordBatch] | None = None
     try:
         for data, rows, first in blocks:
-            submitted = parser.submit(_released, json_block_batch, data, rows, first)
+            submitted = parser.submit(_released, json_block_batch, data, rows, first, drift)
             if pending is not None:
                 yield pending.result()
             pending = submitted
@@ -168,7 +169,7 @@ def _parsed(
 
 
 def _line_batches(
-    parser: ThreadPoolExecutor, lines: LineBlocks, batch_rows: int
+    parser: ThreadPoolExecutor, lines: LineBlocks, batch_rows: int, drift: Drift
 ) -> Iterator[pa.RecordBatch]:
     """The batches of line blocks, each parsed while the next one is cut. A block the parser
     does not accept is framed exactly on its own; one that cannot be (a record continues past
@@ -178,14 +179,14 @@ def _line_batches(
     def settle() -> list[pa.RecordBatch] | None:
         block, parsed = pending.popleft()
         batch = parsed.result()
-        batches = [batch] if batch is not None else _framed(parser, block, batch_rows)
+        batches = [batch] if batch is not None else _framed(parser, block, batch_rows, drift)
         if batches is not None:
             lines.accepted(block)
         return batches
 
     try:
         for block in lines:
-            parsed = parser.submit(_released, json_lines_batch, block.data, block.rows)
+            parsed = parser.submit(_released, json_lines_batch, block.data, block.rows, drift)
             pending.append((block, parsed))
             while len(pending) > 1 or pending[0][1].done():
                 if (batches := settle()) is None:
@@ -203,12 +204,12 @@ def _line_batches(
 
 
 def _framed(
-    parser: ThreadPoolExecutor, block: LineBlock, batch_rows: int
+    parser: ThreadPoolExecutor, block: LineBlock, batch_rows: int, drift: Drift
 ) -> list[pa.RecordBatch] | None:
     """The block's records framed by the exact scanner, or None if they do not end with it."""
     scanner = RecordScanner(io.BytesIO(block.data), resume=Resume(block.offset, block.first))
     try:
-        return list(_parsed(parser, _json_blocks(scanner, batch_rows, block.first)))
+        return list(_parsed(parser, _json_blocks(scanner, batch_rows, block.first), drift))
     except DecodeError:
         return None
 

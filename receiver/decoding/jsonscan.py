@@ -20,6 +20,7 @@ from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import IO
 
+import msgspec
 import pyarrow as pa
 
 from receiver.decoding.errors import DecodeError
@@ -50,6 +51,12 @@ _FLAT_LINE = rb'\{[^"{}\[\]\r\n]*+(?:"[^"\\\r\n]*+(?:\\[^\r\n][^"\\\r\n]*+)*+"[^
 _NDJSON_RUN = re.compile(rb"(?:" + _FLAT_LINE + rb"[ \t\r]*\n[ \t]*)++")
 _ARRAY_RUN = re.compile(rb"(?:" + _FLAT_LINE + rb"[ \t\r]*,\r?\n[ \t]*)++")
 _CLOSERS = {ord("]"): ord("["), ord("}"): ord("{")}
+# Array elements are framed many at a time by msgspec (in C) where it can: it reads a stretch
+# of elements as a JSON array of raw values, which succeeds only when the stretch ends where
+# an element does. These many candidate ends are tried before the elements are framed one by
+# one for a while.
+_ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
+_BULK_TRIES = 4
 
 _LBRACKET, _RBRACKET, _LBRACE, _RBRACE = b"[]{}"
 _QUOTE, _COMMA, _COLON = ord('"'), ord(","), ord(":")
@@ -60,11 +67,11 @@ def _show(char: int) -> str:
     return repr(chr(char)) if 0x20 <= char < 0x7F else f"byte 0x{char:02x}"
 
 
-def value_end(buf: bytes, pos: int, final: bool) -> int:
+def value_end(buf: bytes, pos: int, final: bool, max_depth: int = MAX_DEPTH) -> int:
     """Where the JSON value starting at `pos` ends, or -1 when `buf` stops before it does.
 
-    Checks nesting depth and bracket pairing only; the record's contents are validated later
-    by the parser that reads it.
+    Checks nesting depth (at most `max_depth` levels) and bracket pairing only; the record's
+    contents are validated later by the parser that reads it.
     """
     first = buf[pos]
     if first == _LBRACE:
@@ -96,7 +103,7 @@ def value_end(buf: bytes, pos: int, final: bool) -> int:
             at = string.end()
         elif char in (_LBRACKET, _LBRACE):
             stack.append(char)
-            if len(stack) > MAX_DEPTH:
+            if len(stack) > max_depth:
                 raise DecodeError(f"JSON nested deeper than {MAX_DEPTH} levels")
         else:
             if not stack or stack.pop() != _CLOSERS[char]:
@@ -178,6 +185,7 @@ class RecordScanner:
         if resume is not None:
             self._offset, self.records = resume.offset, resume.records
         self.handoff: Handoff | None = None
+        self._bulk_after = 0  # stream offset before which `_elements` is not tried again
 
     def __iter__(self) -> Iterator[Block]:
         if self._resume:
@@ -304,6 +312,40 @@ class RecordScanner:
         self.records += rows
         return block.rstrip(b" \t\r\n"), rows
 
+    def _elements(self) -> Block | None:
+        """A run of whole array elements from the position on, framed by msgspec, if they
+        are objects and end before the buffer does; the position moves past the last one."""
+        if self._offset + self._pos < self._bulk_after:
+            return None
+        while len(self._buf) - self._pos < self._chunk and self._more():
+            pass
+        start, end = self._pos, len(self._buf)
+        for _ in range(_BULK_TRIES):
+            cut = self._buf.rfind(b"},", start, end)
+            if cut < 0 and self._eof:
+                cut = self._buf.rfind(b"}", start, end)
+            if cut < 0:
+                break
+            stretch = self._buf[start : cut + 1]
+            try:
+                elements = _ELEMENTS.decode(b"[" + stretch + b"]")
+            except (msgspec.DecodeError, RecursionError):
+                end = cut
+                continue
+            block = b"\n".join(elements)
+            if block.count(b"\n") != len(elements) - 1 or b"\r" in block:
+                # Line breaks inside elements are whitespace (msgspec has read them as such).
+                block = b"\n".join(
+                    bytes(element).replace(b"\r", b" ").replace(b"\n", b" ") for element in elements
+                )
+            if block[:1] != b"{" or block.count(b"\n{") != len(elements) - 1:
+                break  # an element that is not an object: framed one by one, it is reported
+            self._pos = cut + 1
+            self.records += len(elements)
+            return block, len(elements)
+        self._bulk_after = self._offset + end
+        return None
+
     def _expect(self, expected: bytes, where: str) -> int:
         char = self._skip_ws()
         if char is None:
@@ -331,11 +373,14 @@ class RecordScanner:
             if char != _LBRACE:
                 found = _show(char)
                 raise self._error(f"element {self.records} of {what} is not an object ({found})")
-            block = self._run(_ARRAY_RUN, array=True)
-            if block is not None:
-                yield block  # its separators are consumed: the next element follows
-                continue
-            yield self._record()
+            block = self._elements()
+            if block is None:
+                block = self._run(_ARRAY_RUN, array=True)
+                if block is not None:
+                    yield block  # its separators are consumed: the next element follows
+                    continue
+                block = self._record()
+            yield block
             if self._expect(b",]", f"between elements of {what}") == _RBRACKET:
                 return
 
