@@ -10,6 +10,10 @@ EXPORT_REQUESTS = Counter(
     ["outcome"],
 )
 WINDOWS_PLANNED = Counter("archiver_windows_planned_total", "Windows added to the ledger.")
+API_KEY_REJECTED = Gauge(
+    "archiver_api_key_rejected",
+    "1 while the upstream rejects the API key (no export requests are sent), else 0.",
+)
 REQUEST_TICK_SUCCESS = Gauge(
     "archiver_request_tick_success_timestamp_seconds",
     "When a request tick last ran to its end without an error or a stop (0: not yet).",
