@@ -17,6 +17,7 @@ from archiver.errors import CommandError
 from archiver.settings import load, parse_instant
 from storage.ddl import DIALECTS
 from storage.errors import ArchiverError, ErrorKind, one_line
+from storage.lifecycle import STATES, WindowState
 
 # What a command exits with when it stops on an error of each kind (README, "Exit codes").
 EXIT_CODES = {ErrorKind.USER: 2, ErrorKind.TRANSIENT: 3, ErrorKind.PERMANENT: 1}
@@ -187,12 +188,32 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _json_option(status)
 
+    windows = _command(
+        commands,
+        "windows",
+        "list windows, by state and start",
+        "chat-archiver windows --state failed --state quarantined",
+        "chat-archiver windows --since 2026-01-01 --json",
+    )
+    windows.add_argument(
+        "--state",
+        action="append",
+        choices=[state.value for state in STATES],
+        metavar="S",
+        help=f"only windows in this state (repeatable): {', '.join(STATES)}",
+    )
+    windows.add_argument(
+        "--since", type=_instant, metavar="T", help="starting at or after T (e.g. 2026-01-01)"
+    )
+    _json_option(windows)
+
     replay = _command(
         commands,
         "replay",
         "decode stored raw callbacks again",
         "chat-archiver replay 3f2a9c...   (an export id from `status`)",
         "chat-archiver replay --quarantined",
+        "chat-archiver replay 3f2a9c... --accept-shrink",
     )
     target = replay.add_mutually_exclusive_group(required=True)
     target.add_argument(
@@ -200,6 +221,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     target.add_argument(
         "--quarantined", action="store_true", help="every quarantined window's callbacks"
+    )
+    replay.add_argument(
+        "--accept-shrink",
+        action="store_true",
+        help="commit EXPORT_ID although it has far fewer rows than the window it replaces",
     )
 
     verify = _command(
@@ -328,10 +354,22 @@ def _dispatch(args: argparse.Namespace) -> int:
         from archiver.commands.status import status
 
         return status(settings, as_json=args.json)
+    if args.command == "windows":
+        from archiver.commands.windows import list_windows
+
+        states = [WindowState(state) for state in args.state] if args.state else None
+        return list_windows(settings, states=states, since=args.since, as_json=args.json)
     if args.command == "replay":
         from archiver.commands.replay import replay
 
-        return replay(settings, export_id=args.export_id, quarantined=args.quarantined)
+        if args.accept_shrink and args.export_id is None:
+            raise CommandError("--accept-shrink needs the EXPORT_ID whose rows to accept")
+        return replay(
+            settings,
+            export_id=args.export_id,
+            quarantined=args.quarantined,
+            accept_shrink=args.accept_shrink,
+        )
     if args.command == "verify":
         from archiver.commands.archive import verify
 

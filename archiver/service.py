@@ -64,6 +64,7 @@ def processing_config(settings: Settings) -> ProcessingConfig:
             part_bytes=settings.part_bytes, row_group_bytes=settings.row_group_bytes
         ),
         max_attempts=settings.max_attempts,
+        shrink_guard=settings.shrink_guard,
     )
 
 

@@ -64,6 +64,8 @@ class Settings:
     body_timeout: timedelta = timedelta(seconds=60)
     log_level: str = "INFO"
     admin_token: str | None = field(default=None, repr=False)
+    # A forced re-export whose rows fall by more than this fraction is not committed.
+    shrink_guard: float = 0.5
 
     def require_upstream(self) -> None:
         """`serve`, `export` and `backfill` talk to the upstream; other commands do not."""
@@ -203,6 +205,20 @@ def _parse_log_level(text: str) -> str:
     return level
 
 
+def _parse_fraction(text: str) -> float:
+    """`50%` or `0.5`: a fraction from 0 to 1 (1, or 100%, turns the guard off)."""
+    value = text.strip()
+    try:
+        fraction = float(value[:-1]) / 100 if value.endswith("%") else float(value)
+    except ValueError:
+        raise ValueError(
+            f"expected a percentage like 50% or a fraction like 0.5, got {text!r}"
+        ) from None
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"must be between 0% and 100%, got {text!r}")
+    return fraction
+
+
 _PARSERS: dict[str, Parser] = {
     "api_url": _parse_http_url,
     "public_url": _parse_http_url,
@@ -231,6 +247,7 @@ _PARSERS: dict[str, Parser] = {
     "body_timeout": _parse_positive_duration,
     "log_level": _parse_log_level,
     "admin_token": str.strip,
+    "shrink_guard": lambda text: _parse_fraction(text),
 }
 
 _S3_PARSERS: dict[str, Parser] = {

@@ -24,6 +24,8 @@ def window_json(record: WindowRecord) -> dict[str, Any]:
         "rows": record.rows,
         "rejects": record.rejects,
         "committed_at": _iso(record.committed_at),
+        "requested_at": _iso(record.requested_at),
+        "deadline_at": _iso(record.deadline_at),
     }
 
 
@@ -39,6 +41,7 @@ def status_document(summary: Summary, now: datetime, *, api_key_rejected: bool) 
         "lag_seconds": round((now - last.window.end).total_seconds()) if last else None,
         "api_key_rejected": api_key_rejected,
         "problems": [window_json(record) for record in summary.problems],
+        "in_flight": [window_json(record) for record in summary.in_flight],
     }
 
 
@@ -87,4 +90,26 @@ def status_text(document: dict[str, Any]) -> str:
                 f"  {entry['window_start']:<22} {entry['state']:<12} {entry['attempts']:>5}  "
                 f"{entry['reason'] or ''}"
             )
+    in_flight = document.get("in_flight", [])
+    lines.append("")
+    if not in_flight:
+        lines.append("In flight           none")
+    else:
+        lines.append(f"In flight ({len(in_flight)})")
+        lines.append(windows_table(in_flight))
+    return "\n".join(lines)
+
+
+def windows_table(entries: list[dict[str, Any]]) -> str:
+    """Windows one a line: start, state, attempt, export id, callback deadline, reason."""
+    lines = [
+        f"  {'window start':<22} {'window end':<22} {'state':<12} {'try':>3}  "
+        f"{'export id':<32}  {'callback deadline':<22} reason"
+    ]
+    for entry in entries:
+        lines.append(
+            f"  {entry['window_start']:<22} {entry['window_end']:<22} {entry['state']:<12} "
+            f"{entry['attempts']:>3}  {entry['export_id'] or '-':<32}  "
+            f"{entry['deadline_at'] or '-':<22} {entry['reason'] or ''}"
+        )
     return "\n".join(lines)

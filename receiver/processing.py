@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import tempfile
+import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -24,16 +25,18 @@ from receiver.decoding import (
     read_batches,
 )
 from receiver.decoding.download import DownloadError, DownloadPolicy, download
+from receiver.fencing import ShrinkRefused, WindowFence
 from receiver.metrics import DOWNLOAD_BYTES, ROWS_REJECTED, ROWS_WRITTEN, WINDOWS_PROCESSED
 from storage.commit import WriteOptions, write_window
 from storage.errors import ErrorKind
 from storage.layout import raw_meta_key
-from storage.ledger import Ledger, ProcessingClaim
+from storage.ledger import Fenced, Ledger, ProcessingClaim
 from storage.objectstore import ObjectStore
 
 log = logging.getLogger("chat_archiver.receiver.processing")
 
-OutcomeKind = Literal["committed", "quarantined", "retry"]
+# fenced: the worker lost the window (its lease, or its export's eligibility) and gave up.
+OutcomeKind = Literal["committed", "quarantined", "retry", "fenced"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +46,9 @@ class ProcessingConfig:
     max_attempts: int
     retry_delay: timedelta = timedelta(minutes=1)
     tmp_dir: Path | None = None
+    # A forced re-export with more than this fraction fewer rows than the committed window
+    # is quarantined instead of committed.
+    shrink_guard: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -69,12 +75,45 @@ def _raw_callback(store: ObjectStore, raw_key: str) -> RawCallback:
 
 
 def process_claim(
-    claim: ProcessingClaim, store: ObjectStore, ledger: Ledger, config: ProcessingConfig
+    claim: ProcessingClaim,
+    store: ObjectStore,
+    ledger: Ledger,
+    config: ProcessingConfig,
+    lost: threading.Event | None = None,
 ) -> Outcome:
-    """Takes a claimed window to committed, quarantined or due again; records it in the ledger."""
+    """Takes a claimed window to committed, quarantined or due again; records it in the ledger.
+
+    `lost` is set by the heartbeat when the lease is gone: processing stops at the next batch
+    or object write, writes nothing more, and the outcome is `fenced`.
+    """
+    fence = WindowFence(ledger, claim, shrink_guard=config.shrink_guard, lost=lost)
+    try:
+        outcome = _process(claim, store, ledger, config, fence)
+    except Fenced as error:
+        outcome = Outcome("fenced", str(error))
+        log.warning(
+            "window_given_up",
+            extra={
+                "window": str(claim.window),
+                "export_id": claim.export_id,
+                "owner": claim.owner,
+                "reason": str(error),
+            },
+        )
+    WINDOWS_PROCESSED.labels(outcome.kind).inc()
+    return outcome
+
+
+def _process(
+    claim: ProcessingClaim,
+    store: ObjectStore,
+    ledger: Ledger,
+    config: ProcessingConfig,
+    fence: WindowFence,
+) -> Outcome:
     with tempfile.TemporaryDirectory(dir=config.tmp_dir, prefix="window-") as work_dir:
         work = Path(work_dir)
-        outcome = _decode_and_write(claim, store, config, work)
+        outcome = _decode_and_write(claim, store, config, work, fence)
     # The ledger's lifecycle logs each transition (window_committed, window_quarantined, ...).
     now = datetime.now(UTC)
     if outcome.kind == "committed":
@@ -93,12 +132,15 @@ def process_claim(
             max_attempts=config.max_attempts,
             retry_at=now + config.retry_delay,
         )
-    WINDOWS_PROCESSED.labels(outcome.kind).inc()
     return outcome
 
 
 def _decode_and_write(
-    claim: ProcessingClaim, store: ObjectStore, config: ProcessingConfig, work: Path
+    claim: ProcessingClaim,
+    store: ObjectStore,
+    config: ProcessingConfig,
+    work: Path,
+    fence: WindowFence,
 ) -> Outcome:
     body = work / "body"
     store.download_file(claim.raw_key, body)
@@ -133,11 +175,14 @@ def _decode_and_write(
             store,
             claim.window,
             claim.export_id,
-            read_batches(data, tmp_dir=decode_dir),
+            fence.batches(read_batches(data, tmp_dir=decode_dir)),
             # The callback's arrival, not the clock: processing it again writes identical bytes.
             ingested_at=raw.received_at,
             options=options,
+            fence=fence,
         )
     except DecodeError as error:
         return Outcome("quarantined", f"undecodable export file: {error}")
+    except ShrinkRefused as error:
+        return Outcome("quarantined", str(error))
     return Outcome("committed", result.manifest_key, rows=result.rows, rejects=result.rejects)

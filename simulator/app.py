@@ -153,11 +153,19 @@ async def request_export(request: Request) -> Response:
     except ApiError as error:
         sim.state.record_export_request(entry | {"status": error.status}, _loose_key(fields, now))
         return error.response()
-    sim.state.record_export_request(entry | {"status": 200}, range_key(export.start, export.end))
+    key = range_key(export.start, export.end)
+    sim.state.record_export_request(entry | {"status": 200}, key)
     sim.state.add_exported(export.start, export.end)
     link_base = (sim.config.public_url or str(request.base_url)).rstrip("/")
     sim.runner.submit(
-        ExportJob(export.start, export.end, export.callback_url, export.language, link_base)
+        ExportJob(
+            export.start,
+            export.end,
+            export.callback_url,
+            export.language,
+            link_base,
+            revision=sim.state.take_revision(key),
+        )
     )
     return JSONResponse({"message": EXPORT_STARTED})
 

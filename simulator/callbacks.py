@@ -13,7 +13,7 @@ import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,8 @@ class ExportJob:
     callback_url: str
     language: str
     link_base: str
+    # The k-th accepted export of its range, when messages are revised per request.
+    revision: int = 0
 
 
 def export_messages(
@@ -121,9 +123,12 @@ class ExportRunner:
         posted = self._state.posted()
 
         def write() -> int:
-            messages = _until(
-                self._stopping, export_messages(self._corpus, posted, job.start, job.end)
+            found = (
+                iter(())
+                if plan.empty
+                else export_messages(self._corpus, posted, job.start, job.end)
             )
+            messages = _until(self._stopping, _revised(found, job.revision))
             return write_export(path, messages, plan.shape, job.language, self._config.csv_header)
 
         try:
@@ -157,6 +162,10 @@ class ExportRunner:
         for copy in range(1 + plan.duplicates):
             outcome = await self._deliver(job.callback_url, content, headers)
             self._state.record_callback(entry | {"copy": copy} | outcome)
+        if plan.redeliver_after is not None:
+            await asyncio.sleep(plan.redeliver_after)
+            outcome = await self._deliver(job.callback_url, content, headers)
+            self._state.record_callback(entry | {"copy": "redelivery"} | outcome)
 
     async def _deliver(self, url: str, content: Content, headers: dict[str, str]) -> dict[str, Any]:
         if self._client is None:
@@ -219,6 +228,20 @@ def _until(
         if count % 10_000 == 0 and stopping.is_set():
             raise ShuttingDown("the simulator stopped while writing an export file")
         yield message
+
+
+def _revised(messages: Iterator[dict[str, Any]], revision: int) -> Iterator[dict[str, Any]]:
+    """The messages as edited `revision` times since the first export (unchanged for 0)."""
+    if revision == 0:
+        yield from messages
+        return
+    for message in messages:
+        created = datetime.fromisoformat(str(message["createdAt"]))
+        edited = created + timedelta(minutes=revision)
+        yield message | {
+            "content": f"{message['content']} (edit {revision})",
+            "updatedAt": edited.isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        }
 
 
 def _retry_after(response: httpx.Response) -> float:

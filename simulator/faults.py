@@ -9,6 +9,9 @@
 | `failure_notices: n \\| {"count", "error"}` | the next n callbacks are `{"status": "failed", "error": ...}` |
 | `callback_shape: name` | how the export reaches the callback (see config.CALLBACK_SHAPES) |
 | `expire_links: true` | every download link answers 410 Gone |
+| `redeliver: {"count", "after"}` | the next `count` callbacks are delivered once more, `after` seconds after the first delivery (a platform redelivering late) |
+| `revise_per_request: true` | the k-th accepted export of a range (k from 0) has every message edited k times: `content` ends in ` (edit k)` and `updatedAt` is k minutes later |
+| `empty_exports: n` | the next n exports hold no messages at all |
 """  # noqa: E501
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ class Faults:
     failure_error: str = DEFAULT_FAILURE
     callback_shape: str = "link-ndjson-gz"
     expire_links: bool = False
+    redeliver_count: int = 0
+    redeliver_after: float = 0.0
+    revise_per_request: bool = False
+    empty_exports: int = 0
 
     @classmethod
     def from_config(cls, config: SimulatorConfig) -> Faults:
@@ -81,10 +88,17 @@ class Faults:
                 if value not in CALLBACK_SHAPES:
                     raise FaultError(f"callback_shape must be one of {', '.join(CALLBACK_SHAPES)}")
                 changes[key] = value
-            elif key == "expire_links":
+            elif key in ("expire_links", "revise_per_request"):
                 if not isinstance(value, bool):
-                    raise FaultError("expire_links must be true or false")
+                    raise FaultError(f"{key} must be true or false")
                 changes[key] = value
+            elif key == "redeliver":
+                if not isinstance(value, dict) or set(value) - {"count", "after"}:
+                    raise FaultError('redeliver must be {"count", "after"}')
+                changes["redeliver_count"] = _count("redeliver.count", value.get("count", 1))
+                changes["redeliver_after"] = _seconds("redeliver.after", value.get("after", 0))
+            elif key == "empty_exports":
+                changes[key] = _count(key, value)
             else:
                 raise FaultError(f"unknown fault switch {key!r}")
         for key, value in changes.items():
@@ -106,6 +120,19 @@ class Faults:
         self.drop_callbacks -= 1
         return True
 
+    def take_redelivery(self) -> float | None:
+        """Seconds after which the next callback is delivered again, if one is due."""
+        if self.redeliver_count <= 0:
+            return None
+        self.redeliver_count -= 1
+        return self.redeliver_after
+
+    def take_empty(self) -> bool:
+        if self.empty_exports <= 0:
+            return False
+        self.empty_exports -= 1
+        return True
+
     def take_failure_notice(self) -> str | None:
         if self.failure_notices <= 0:
             return None
@@ -123,6 +150,9 @@ class Faults:
             "failure_error": self.failure_error,
             "callback_shape": self.callback_shape,
             "expire_links": self.expire_links,
+            "redeliver": {"count": self.redeliver_count, "after": self.redeliver_after},
+            "revise_per_request": self.revise_per_request,
+            "empty_exports": self.empty_exports,
         }
 
 

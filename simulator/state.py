@@ -35,6 +35,8 @@ class CallbackPlan:
     failure: str | None
     duplicates: int
     shape: str
+    redeliver_after: float | None = None
+    empty: bool = False
 
 
 class SimulatorState:
@@ -44,6 +46,7 @@ class SimulatorState:
         self.faults = Faults.from_config(config)
         self._export_requests: list[dict[str, Any]] = []
         self._by_range: Counter[str] = Counter()
+        self._accepted_by_range: Counter[str] = Counter()
         self._callbacks: list[dict[str, Any]] = []
         self._posted: list[dict[str, Any]] = []
         self._posted_chats: set[str] = set()
@@ -53,6 +56,14 @@ class SimulatorState:
         with self._lock:
             self._export_requests.append(entry)
             self._by_range[key] += 1
+
+    def take_revision(self, key: str) -> int:
+        """How many exports of this range were accepted before this one (when the faults
+        revise messages per request; 0 otherwise)."""
+        with self._lock:
+            revision = self._accepted_by_range[key]
+            self._accepted_by_range[key] += 1
+            return revision if self.faults.revise_per_request else 0
 
     def record_callback(self, entry: dict[str, Any]) -> None:
         with self._lock:
@@ -74,6 +85,8 @@ class SimulatorState:
                 failure=None if drop else self.faults.take_failure_notice(),
                 duplicates=self.faults.duplicate_callbacks,
                 shape=self.faults.callback_shape,
+                redeliver_after=None if drop else self.faults.take_redelivery(),
+                empty=self.faults.take_empty(),
             )
 
     def links_expired(self) -> bool:
@@ -91,6 +104,7 @@ class SimulatorState:
             self.faults = Faults.from_config(self._config)
             self._export_requests.clear()
             self._by_range.clear()
+            self._accepted_by_range.clear()
             self._callbacks.clear()
 
     def add_exported(self, start: datetime, end: datetime) -> None:

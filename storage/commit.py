@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -34,7 +34,7 @@ from storage.layout import (
 from storage.manifest import Manifest, ManifestError, PartInfo, read_manifest
 from storage.objectstore import ObjectStore
 from storage.parquet_parts import LocalPart, PartWriter, rewrite_without
-from storage.records import Lineage, normalize_batch
+from storage.records import Lineage, Reject, normalize_batch
 from storage.schema import STREAM, UTC_MICROS
 
 __all__ = ["CommitResult", "PartInfo", "WriteOptions", "split_by_day", "write_window"]
@@ -84,25 +84,36 @@ def write_window(
     ingested_at: datetime,
     options: WriteOptions = WriteOptions(),
     stream: str = STREAM,
+    fence: Callable[[int], None] | None = None,
 ) -> CommitResult:
     """Normalizes, deduplicates and writes `batches` as the window's parts, then commits.
 
     Nothing reaches the store until every batch has been read, so an error from `batches`
     (an undecodable file) leaves the archive as it was. A failure after the manifest is
     written (deleting stale parts) leaves the window committed; running again finishes it.
+
+    `fence` is called with the window's row count before each object is written; whatever it
+    raises stops the write there (a worker that lost its lease, a shrink the guard refuses).
     """
     if ingested_at.tzinfo is None:
         raise ValueError("ingested_at must be timezone-aware")
     lineage = Lineage(export_id, window, ingested_at.astimezone(UTC))
     with tempfile.TemporaryDirectory(prefix="chat-archiver-", dir=options.tmp_dir) as tmp:
         staged = _stage(batches, lineage, Path(tmp), options)
+        rows = sum(part.rows for part in staged.parts)
+
+        def check() -> None:
+            if fence is not None:
+                fence(rows)
+
         try:
             previous = read_manifest(store, window, stream)
         except ManifestError:
             previous = None  # unreadable: it is about to be replaced, and cleanup lists anyway
-        parts = _upload_parts(store, window, stream, staged.parts)
+        parts = _upload_parts(store, window, stream, staged.parts, check)
         deleted: list[str] = []
         key_for_rejects = rejects_key(window, stream)
+        check()
         if staged.rejects:
             store.put_file(key_for_rejects, staged.rejects_path)
         elif store.size(key_for_rejects) is not None:
@@ -122,6 +133,7 @@ def write_window(
             duplicates=staged.duplicates,
         )
         key = manifest_key(window, stream)
+        check()
         store.put_bytes(key, manifest.to_json())
     deleted += _delete_stale(store, manifest, previous)
     # Arrow's allocator keeps what a large window freed; the process would start the next
@@ -158,14 +170,14 @@ def _stage(
             for batch in batches:
                 if batch.num_rows == 0:
                     continue
-                normalized = normalize_batch(batch, lineage)
-                for reject in normalized.rejects:
+                rejects, pieces = _normalize(batch, lineage)
+                for reject in rejects:
                     rejects_out.write(reject.to_json() + "\n")
-                staged.rejects += len(normalized.rejects)
-                created = normalized.batch.column("created_at")
-                outside = pc.or_(pc.less(created, start), pc.greater_equal(created, end))
-                staged.outside_window += pc.sum(outside).as_py() or 0
-                for day, piece in split_by_day(normalized.batch):
+                staged.rejects += len(rejects)
+                for day, piece in pieces:
+                    created = piece.column("created_at")
+                    outside = pc.or_(pc.less(created, start), pc.greater_equal(created, end))
+                    staged.outside_window += pc.sum(outside).as_py() or 0
                     placement = writer.write(day, piece)
                     prints.add(piece.column("id"), placement.part, placement.offset)
         staged.parts = writer.close()
@@ -178,6 +190,37 @@ def _stage(
         rewrite_without(staged.parts[part_index], offsets)
     staged.parts = [part for part in staged.parts if part.rows]
     return staged
+
+
+# What a value a library cannot hold raises (an out-of-range date, a type it cannot convert).
+_ROW_ERRORS = (pa.ArrowException, ValueError, OverflowError, TypeError, KeyError)
+
+
+def _normalize(
+    batch: pa.RecordBatch, lineage: Lineage
+) -> tuple[list[Reject], list[tuple[date, pa.RecordBatch]]]:
+    """The batch's rejects and its rows split by day. If a value breaks the batch as a whole,
+    the batch is done again row by row and each row that still breaks is rejected with the
+    error: one bad row never holds back its window."""
+    try:
+        normalized = normalize_batch(batch, lineage)
+        return normalized.rejects, list(split_by_day(normalized.batch))
+    except _ROW_ERRORS:
+        pass  # find the row(s) below
+    rejects: list[Reject] = []
+    pieces: list[tuple[date, pa.RecordBatch]] = []
+    for index in range(batch.num_rows):
+        row = batch.slice(index, 1)
+        try:
+            normalized = normalize_batch(row, lineage)
+            row_pieces = list(split_by_day(normalized.batch))
+        except _ROW_ERRORS as error:
+            reason = f"cannot be archived: {type(error).__name__}: {error}"
+            rejects.append(Reject(reason, row.to_pylist()[0]))
+            continue
+        rejects += normalized.rejects
+        pieces += row_pieces
+    return rejects, pieces
 
 
 def _drops(parts: list[LocalPart], candidates: list[tuple[int, int, int]]) -> dict[int, list[int]]:
@@ -218,7 +261,11 @@ def _read_rows(path: Path, offsets: list[int]) -> tuple[pa.ChunkedArray, pa.Chun
 
 
 def _upload_parts(
-    store: ObjectStore, window: Window, stream: str, local: list[LocalPart]
+    store: ObjectStore,
+    window: Window,
+    stream: str,
+    local: list[LocalPart],
+    check: Callable[[], None],
 ) -> list[PartInfo]:
     """Uploads parts numbered 0000.. per date, in the order they were written."""
     numbers: dict[date, int] = {}
@@ -230,6 +277,7 @@ def _upload_parts(
         with part.path.open("rb") as source:
             digest = hashlib.file_digest(source, "sha256").hexdigest()
         size = part.path.stat().st_size
+        check()
         store.put_file(key, part.path)
         uploaded.append(PartInfo(key, size, digest, part.rows))
     return uploaded

@@ -58,11 +58,14 @@ class PermanentError(ArchiverError):
 
 
 def kind_of(error: BaseException) -> ErrorKind:
-    """The kind of any exception: ours say it; anything else is a bug or an outage, and
-    retrying with back-off is the safe default (the window stays where it is)."""
+    """The kind of any exception: ours say it; an OS, network or time-out error is an outage
+    (transient); anything else (a value that breaks a library, a bug) fails the same way each
+    time it meets the same input (permanent for that input)."""
     if isinstance(error, ArchiverError):
         return error.kind
-    return ErrorKind.TRANSIENT
+    if isinstance(error, OSError | TimeoutError | MemoryError):
+        return ErrorKind.TRANSIENT
+    return ErrorKind.PERMANENT
 
 
 def one_line(error: BaseException) -> str:

@@ -59,7 +59,6 @@ class Step(enum.StrEnum):
     PLAN = "plan"
     MAKE_DUE = "make_due"
     REQUEST = "request"
-    REREQUEST = "rerequest"
     REQUEST_AFTER_TIMEOUT = "request_after_timeout"
     TIME_OUT = "time_out"
     REQUEST_DEFERRED = "request_deferred"
@@ -102,7 +101,8 @@ _REQUEST_RECORDS = ("attempts", "export_id", "requested_at", "deadline_at")
 TRANSITIONS: Mapping[Step, Transition] = {
     # A window the ledger did not know; `sources` empty means "inserted".
     Step.PLAN: _t(set(), S.PLANNED, (), (), "window_planned", logging.DEBUG),
-    # `export`/`backfill` ask for it now. A committed source is the caller's choice (--force).
+    # `export`/`backfill` ask for it now. From committed it is a forced re-export that supersedes
+    # every earlier export; from requested, a re-request that keeps the earlier ones eligible.
     Step.MAKE_DUE: _t(
         {S.PLANNED, S.REQUESTED, S.FAILED, S.QUARANTINED, S.COMMITTED},
         S.PLANNED,
@@ -117,14 +117,6 @@ TRANSITIONS: Mapping[Step, Transition] = {
         ("next_request_at", "reason"),
         "export_attempt_claimed",
         logging.DEBUG,
-    ),
-    # `export` of an in-flight window: a new attempt; the earlier ones stay eligible.
-    Step.REREQUEST: _t(
-        {S.REQUESTED},
-        S.REQUESTED,
-        _REQUEST_RECORDS,
-        ("next_request_at", "reason"),
-        "window_rerequested",
     ),
     Step.REQUEST_AFTER_TIMEOUT: _t(
         {S.REQUESTED},

@@ -143,8 +143,22 @@ def as_string(array: pa.Array) -> pa.Array:
     return pa.array([_text(value) for value in array.to_pylist()], pa.string())
 
 
+# What Python's datetime (and so every reader of the archive) can hold, in UTC.
+_EARLIEST = pa.scalar(datetime(1, 1, 1, tzinfo=UTC), UTC_MICROS)
+_LATEST = pa.scalar(datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), UTC_MICROS)
+
+
 def as_timestamp(array: pa.Array) -> tuple[pa.Array, pa.Array]:
-    """The column as timestamp[us, UTC], and a mask of values present but not date-times."""
+    """The column as timestamp[us, UTC], and a mask of values present but not date-times
+    (unparseable, or outside years 1 to 9999 once in UTC, such as a `0000-01-01` sentinel)."""
+    stamps, bad = _as_timestamp(array)
+    outside = pc.fill_null(pc.or_(pc.less(stamps, _EARLIEST), pc.greater(stamps, _LATEST)), False)
+    if not pc.any(outside).as_py():
+        return stamps, bad
+    return pc.if_else(outside, pa.scalar(None, UTC_MICROS), stamps), pc.or_(bad, outside)
+
+
+def _as_timestamp(array: pa.Array) -> tuple[pa.Array, pa.Array]:
     array = _plain(array)
     kind = array.type
     none_bad = pa.repeat(pa.scalar(False), len(array))
@@ -243,8 +257,21 @@ def _rejects(
         if created_bad[index].as_py():
             shown = _text(record.get("createdAt"))
             reasons.append(f"createdAt is not an ISO-8601 date-time: {shown!r}")
+            if pc.is_valid(batch.column("createdAt")[index]).as_py() and _parses(shown):
+                reasons[-1] += " (outside years 1 to 9999 in UTC)"
         out.append(Reject("; ".join(reasons), record))
     return out
+
+
+def _parses(text: str | None) -> bool:
+    """Whether `text` is ISO-8601 at all (so a rejection must be for its range)."""
+    if text is None:
+        return False
+    try:
+        datetime.fromisoformat(text.strip())
+    except ValueError:
+        return False
+    return True
 
 
 def _blank(strings: pa.Array) -> pa.Array:
@@ -264,11 +291,11 @@ def _parse_datetime(text: str | None) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None  # not a date-time, or one that falls outside years 1..9999 in UTC
 
 
 def _text(value: Any) -> str | None:

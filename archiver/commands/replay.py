@@ -13,7 +13,9 @@ from receiver.processing import process_claim
 from storage.objectstore import open_store
 
 
-def replay(settings: Settings, *, export_id: str | None, quarantined: bool) -> int:
+def replay(
+    settings: Settings, *, export_id: str | None, quarantined: bool, accept_shrink: bool = False
+) -> int:
     """Requeues the callbacks, then processes what is queued exactly as the worker would.
 
     A running `serve` may pick some of them up first; leases keep each window to one processor.
@@ -22,12 +24,15 @@ def replay(settings: Settings, *, export_id: str | None, quarantined: bool) -> i
     ledger = open_existing(settings.ledger_url)
     try:
         store = open_store(settings.storage_url, settings.s3)
-        count = ledger.requeue(export_id=export_id, quarantined=quarantined)
+        count = ledger.requeue(
+            export_id=export_id, quarantined=quarantined, accept_shrink=accept_shrink
+        )
         if count == 0:
             print("nothing to replay")
             return 0
         config = processing_config(settings)
         owner = replica_name()
+        ledger.register_owner(owner)
         outcomes: dict[str, int] = {}
         while claim := ledger.claim_received(owner, datetime.now(UTC), settings.lease):
             outcome = process_claim(claim, store, ledger, config)

@@ -42,20 +42,20 @@ def _windows(settings: Settings, start: datetime, end: datetime) -> list[Window]
     return windows
 
 
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
-
-
 def default_until(settings: Settings, now: datetime) -> datetime:
     """The end of the last window the scheduler itself would already request."""
     return align_down(now - settings.settle_delay, settings.window)
 
 
-async def _request_all(requester: Requester, ledger: Ledger, windows: list[Window]) -> str | None:
-    """Runs request ticks until none of `windows` is still waiting to be sent."""
+async def _request_all(
+    requester: Requester, ledger: Ledger, windows: list[Window], sent: list[str]
+) -> str | None:
+    """Runs request ticks until none of `windows` is still waiting to be sent; the export ids
+    sent go to `sent`."""
     wanted = set(windows)
     while True:
         report = await requester.request_due()
+        sent += report.requested
         if report.stopped:
             return report.stopped
         waiting = [
@@ -74,25 +74,53 @@ def export(settings: Settings, start: datetime, end: datetime) -> int:
     windows = _windows(settings, start, end)
     ledger = Ledger.open(settings.ledger_url)
     client = export_client(settings)
+    sent: list[str] = []
     try:
-        ledger.force_due(STREAM, windows, include_committed=True, now=datetime.now(UTC))
-        stopped = asyncio.run(_send(settings, ledger, windows, client))
+        # A committed window is re-exported by force; one waiting for its callback gets a new
+        # attempt (the earlier ones stay eligible); one being processed is left to finish.
+        ledger.force_due(
+            STREAM, windows, include_committed=True, rerequest=True, now=datetime.now(UTC)
+        )
+        stopped = asyncio.run(_send(settings, ledger, windows, client, sent))
+        for window in windows:
+            print(f"{window}  {_what_was_sent(ledger.window(STREAM, window), set(sent))}")
         if stopped:
             raise CommandError(stopped)
-        for window in windows:
-            record = ledger.window(STREAM, window)
-            print(f"{window}  {record.state if record else 'missing'}")
     finally:
         ledger.close()
-    print(f"requested {len(windows)} window(s); callbacks go to {settings.public_url}")
+    print(
+        f"sent {len(sent)} export request(s) for {len(windows)} window(s); "
+        f"callbacks go to {settings.public_url}"
+    )
     return 0
 
 
+def _what_was_sent(record: WindowRecord | None, sent: set[str]) -> str:
+    if record is None:
+        return "missing"
+    if record.export_id in sent and record.state == WindowState.REQUESTED:
+        deadline = record.deadline_at.isoformat(timespec="seconds") if record.deadline_at else "-"
+        forced = "; supersedes its earlier exports" if record.committed_at else ""
+        return (
+            f"requested: attempt {record.attempts}, export {record.export_id}, "
+            f"callback deadline {deadline}{forced}"
+        )
+    if record.state == WindowState.RECEIVED:
+        return "received: a callback is being processed; nothing sent"
+    if record.state == WindowState.SPLIT:
+        return "split: the upstream refused the period; its halves are windows of their own"
+    return f"{record.state}: nothing sent ({record.reason or 'no reason recorded'})"
+
+
 async def _send(
-    settings: Settings, ledger: Ledger, windows: list[Window], client: ExportClient
+    settings: Settings,
+    ledger: Ledger,
+    windows: list[Window],
+    client: ExportClient,
+    sent: list[str],
 ) -> str | None:
     try:
-        return await _request_all(requester_for(settings, ledger, client), ledger, windows)
+        return await _request_all(requester_for(settings, ledger, client), ledger, windows, sent)
     finally:
         await client.aclose()
 
@@ -123,6 +151,11 @@ def backfill(
             "windows": len(records),
             "by_state": dict(Counter(str(record.state) for record in records)),
             "timed_out": outcome == "timed_out",
+            "waiting": [
+                window_json(record) | {"waiting_for": waiting_for(record)}
+                for record in records
+                if record.state not in FINAL
+            ],
             "problems": [window_json(record) for record in failed],
         }
         print(json.dumps(document, indent=2))
@@ -130,10 +163,10 @@ def backfill(
         for record in failed:
             print(f"{record.state}: {record.window}  {record.reason}", file=sys.stderr)
         if outcome == "timed_out":
-            print(
-                f"gave up waiting after {timeout:.0f}s; run backfill again to continue",
-                file=sys.stderr,
-            )
+            print(f"gave up waiting after {timeout:.0f}s for:", file=sys.stderr)
+            for record in records:
+                if record.state not in FINAL:
+                    print(f"  {record.window}  {waiting_for(record)}", file=sys.stderr)
         print(f"backfill: {committed} committed, {len(failed)} failed, of {len(records)}")
     return 1 if failed or outcome == "timed_out" else 0
 
@@ -182,6 +215,31 @@ async def _backfill(
                 await tick
         bar.close()
         await client.aclose()
+
+
+def waiting_for(record: WindowRecord) -> str:
+    """What a window that is not final waits for, and what an operator can do about it."""
+    export = (
+        f"`chat-archiver export --start {_iso(record.window.start)} "
+        f"--end {_iso(record.window.end)}`"
+    )
+    if record.state == WindowState.REQUESTED:
+        deadline = _iso(record.deadline_at) if record.deadline_at else "-"
+        return (
+            f"no callback yet for attempt {record.attempts} (export {record.export_id}), "
+            f"deadline {deadline}; {export} re-requests it now"
+        )
+    if record.state == WindowState.RECEIVED:
+        return "a callback is stored and being processed"
+    if record.state == WindowState.PLANNED:
+        due = _iso(record.next_request_at) if record.next_request_at else "now"
+        reason = f" after: {record.reason}" if record.reason else ""
+        return f"not requested yet, due {due}{reason}"
+    return str(record.state)
+
+
+def _iso(moment: datetime | None) -> str:
+    return moment.isoformat().replace("+00:00", "Z") if moment else "-"
 
 
 def _covering(ledger: Ledger, windows: list[Window]) -> list[WindowRecord]:

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, create_engine, event, select, text
+from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import StaticPool
@@ -29,12 +29,36 @@ SQLITE_BUSY_TIMEOUT_SECONDS = 30
 _WRITE_OPTION = "ledger_write"
 _MIGRATION_LOCK = zlib.crc32(b"chat-archiver:ledger:migrate")
 
+
 # Changes from one schema version to the next, applied in order under the migration lock.
-_MIGRATIONS: dict[int, list[str]] = {
+def _add_columns(table: str, columns: dict[str, str]) -> Callable[[Connection], None]:
+    """A step that adds the columns `table` lacks (name → SQL type and default)."""
+
+    def step(conn: Connection) -> None:
+        present = {column["name"] for column in inspect(conn).get_columns(table)}
+        for name, definition in columns.items():
+            if name not in present:
+                conn.execute(text(f"ALTER TABLE {table} ADD COLUMN {name} {definition}"))
+
+    return step
+
+
+_MIGRATIONS: dict[int, list[str | Callable[[Connection], None]]] = {
     # `split` became a state of its own; it used to be stored as `failed` with this reason.
     2: [
         "UPDATE ledger_windows SET state = 'split' "
         f"WHERE state = 'failed' AND reason = '{lifecycle.LEGACY_SPLIT_REASON}'"
+    ],
+    # Supersession by forced re-exports, and the shrink guard.
+    3: [
+        _add_columns(
+            "ledger_exports",
+            {
+                "superseded_at": "TIMESTAMP WITH TIME ZONE",
+                "forced": "BOOLEAN NOT NULL DEFAULT FALSE",
+                "shrink_accepted": "BOOLEAN NOT NULL DEFAULT FALSE",
+            },
+        )
     ],
 }
 
@@ -132,7 +156,10 @@ class Database:
                 return
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in _MIGRATIONS.get(step, []):
-                    conn.execute(text(statement))
+                    if isinstance(statement, str):
+                        conn.execute(text(statement))
+                    else:
+                        statement(conn)
             if version != SCHEMA_VERSION:
                 conn.execute(
                     meta.update()

@@ -6,6 +6,7 @@ worker threads (via `run_in_threadpool`), other replicas and CLI commands can sh
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -13,7 +14,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from storage.layout import Window
-from storage.ledger import history, intake, planning, reading
+from storage.ledger import history, intake, owners, planning, reading
 from storage.ledger.connect import Database, first_line
 from storage.ledger.models import (
     CallbackRecord,
@@ -24,13 +25,17 @@ from storage.ledger.models import (
     Summary,
     WindowRecord,
 )
+from storage.ledger.owners import OwnerLock
 from storage.ledger.planning import insert_ignoring_conflicts
 from storage.ledger.tables import meta
+
+log = logging.getLogger("chat_archiver.ledger")
 
 
 class Ledger:
     def __init__(self, database: Database) -> None:
         self._db = database
+        self._owner_locks: dict[str, OwnerLock] = {}
 
     @classmethod
     def open(cls, url: str) -> Ledger:
@@ -49,6 +54,12 @@ class Ledger:
         return cls(database)
 
     def close(self) -> None:
+        for owner in list(self._owner_locks):
+            try:
+                self.release_owner(owner)
+            except LedgerError as error:
+                # Closing anyway: its lock ends with its session, and its row is only a name.
+                log.warning("owner_release_failed", extra={"owner": owner, "reason": str(error)})
         self._db.close()
 
     def __enter__(self) -> Ledger:
@@ -99,15 +110,23 @@ class Ledger:
         windows: Sequence[Window],
         *,
         include_committed: bool,
+        rerequest: bool = False,
         now: datetime,
     ) -> int:
-        """Makes the windows due now with fresh attempts, except those in flight.
+        """Makes the windows due now, except those being processed.
 
-        Committed windows are left alone unless `include_committed`. Returns how many were made due.
+        Committed windows are left alone unless `include_committed` (a forced re-export, which
+        supersedes their earlier exports); windows waiting for a callback unless `rerequest`.
+        Returns how many were made due.
         """
         with self._db.write() as conn:
             return planning.force_due(
-                conn, stream, windows, include_committed=include_committed, now=now
+                conn,
+                stream,
+                windows,
+                include_committed=include_committed,
+                rerequest=rerequest,
+                now=now,
             )
 
     def claim_due(
@@ -180,10 +199,44 @@ class Ledger:
 
     # Processing (the worker).
 
+    def register_owner(self, owner: str) -> None:
+        """Makes `owner`'s death visible to other processes at once (see ledger/owners.py):
+        a lease it holds is free as soon as its process is gone. Until `release_owner`."""
+        lock = OwnerLock(self._db.engine, owner, postgres=self._db.is_postgres)
+        try:
+            with self._db.write() as conn:
+                owners.register(conn, owner, _now())
+        except BaseException:
+            lock.close()
+            raise
+        self._owner_locks[owner] = lock
+
+    def release_owner(self, owner: str) -> None:
+        lock = self._owner_locks.pop(owner, None)
+        if lock is None:
+            return
+        try:
+            with self._db.write() as conn:
+                owners.unregister(conn, owner)
+        finally:
+            lock.close()
+
     def claim_received(self, owner: str, now: datetime, lease: timedelta) -> ProcessingClaim | None:
-        """Leases the oldest received window that no live lease holds, with its newest callback."""
+        """Leases the oldest received window whose lease is free (run out, or its owner's
+        process is gone), with the callback to process: of the eligible exports, the one that
+        delivered first."""
         with self._db.write() as conn:
             return intake.claim_received(conn, owner, now, lease)
+
+    def leased_elsewhere(self, owner: str, now: datetime) -> list[tuple[Window, str, datetime]]:
+        """Received windows that wait for the live lease of another owner."""
+        with self._db.read() as conn:
+            return intake.leased_elsewhere(conn, owner, now)
+
+    def check_fence(self, claim: ProcessingClaim, now: datetime) -> None:
+        """Raises Fenced unless `claim` still holds a live lease and its export is eligible."""
+        with self._db.read() as conn:
+            intake.check_fence(conn, claim, now)
 
     def renew_lease(self, window_id: int, owner: str, until: datetime) -> bool:
         """Extends the lease; False if `owner` no longer holds it (stop working on the window)."""
@@ -226,10 +279,25 @@ class Ledger:
                 conn, claim, reason=reason, now=now, max_attempts=max_attempts, retry_at=retry_at
             )
 
-    def requeue(self, *, export_id: str | None = None, quarantined: bool = False) -> int:
-        """Makes stored callbacks pending again for `replay`; returns how many windows."""
+    def requeue(
+        self,
+        *,
+        export_id: str | None = None,
+        quarantined: bool = False,
+        accept_shrink: bool = False,
+    ) -> int:
+        """Makes stored callbacks pending again for `replay`; returns how many windows.
+
+        `accept_shrink` lets the export commit although it has far fewer rows than the window
+        committed before (the shrink guard)."""
         with self._db.write() as conn:
-            return intake.requeue(conn, export_id=export_id, quarantined=quarantined, now=_now())
+            return intake.requeue(
+                conn,
+                export_id=export_id,
+                quarantined=quarantined,
+                now=_now(),
+                accept_shrink=accept_shrink,
+            )
 
     # Reading.
 

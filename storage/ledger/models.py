@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -43,6 +43,12 @@ class ExportRecord:
     attempt: int
 
 
+class Fenced(TransientError):
+    """The worker no longer holds the window's lease, or the export it processes is no longer
+    eligible (superseded by a forced re-export, or another callback was committed): it must
+    stop processing the window and write nothing more."""
+
+
 @dataclass(frozen=True)
 class ProcessingClaim:
     """A received window leased to one worker, with the callback it is to process."""
@@ -53,6 +59,11 @@ class ProcessingClaim:
     callback_id: str
     raw_key: str
     attempt: int
+    owner: str = ""
+    # A forced re-export of a window committed before with `committed_rows` rows.
+    forced: bool = False
+    committed_rows: int | None = None
+    shrink_accepted: bool = False
 
 
 @dataclass(frozen=True)
@@ -92,3 +103,5 @@ class Summary:
     last_committed: WindowRecord | None
     oldest_uncommitted: WindowRecord | None
     problems: list[WindowRecord]
+    # Waiting for a callback or being processed, oldest first.
+    in_flight: list[WindowRecord] = field(default_factory=list)

@@ -88,9 +88,15 @@ def force_due(
     spans: Sequence[Window],
     *,
     include_committed: bool,
+    rerequest: bool = False,
     now: datetime,
 ) -> int:
-    """Makes the windows due now, except those in flight (and committed ones unless asked)."""
+    """Makes the windows due now, except those in flight (and committed ones unless asked).
+
+    A committed window made due is a forced re-export: every earlier export of it is superseded.
+    With `rerequest`, a `requested` window still waiting for its callback is due again too (its
+    earlier attempts stay eligible); a `received` one is being processed and is left alone.
+    """
     if not spans:
         return 0
     add_windows(conn, stream, spans, now)
@@ -108,18 +114,33 @@ def force_due(
     for row in rows:
         if (row.window_start, row.window_end) not in wanted:
             continue
-        in_flight = row.state == WindowState.RECEIVED or (
+        waiting = (
             row.state == WindowState.REQUESTED
             and row.deadline_at is not None
             and row.deadline_at > now
         )
-        if in_flight or row.state == WindowState.SPLIT:
+        if row.state in (WindowState.RECEIVED, WindowState.SPLIT) or (waiting and not rerequest):
             continue
         if row.state == WindowState.COMMITTED and not include_committed:
             continue
-        move(conn, row, Step.MAKE_DUE, now, attempts=0, next_request_at=now)
+        fields: dict[str, Any] = {}
+        if row.state == WindowState.COMMITTED:
+            fields["superseded_exports"] = _supersede_exports(conn, row.id, now)
+        # A re-request keeps counting attempts; anything else starts afresh.
+        attempts = row.attempts if waiting else 0
+        move(conn, row, Step.MAKE_DUE, now, log=fields, attempts=attempts, next_request_at=now)
         changed += 1
     return changed
+
+
+def _supersede_exports(conn: Connection, window_id: int, now: datetime) -> int:
+    """Marks every export of the window so far as superseded; returns how many."""
+    result = conn.execute(
+        exports.update()
+        .where(exports.c.window_id == window_id, exports.c.superseded_at.is_(None))
+        .values(superseded_at=now)
+    )
+    return result.rowcount
 
 
 def claim_due(
@@ -173,6 +194,8 @@ def _new_attempt(
             token_sha256=hashlib.sha256(token.encode()).hexdigest(),
             attempt=attempt,
             requested_at=now,
+            # Committed before: this asks for newer data than the archive holds.
+            forced=row.committed_at is not None,
         )
     )
     move(

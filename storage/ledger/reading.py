@@ -22,7 +22,7 @@ from storage.ledger.tables import (
     window_record,
     windows,
 )
-from storage.lifecycle import PROBLEMS, RETIRED, STATES, WindowState
+from storage.lifecycle import IN_FLIGHT, PROBLEMS, RETIRED, STATES, WindowState
 
 # A window replaced by its halves is history, not something an operator has to act on.
 _NOT_RETIRED = windows.c.state.not_in([state.value for state in RETIRED])
@@ -115,7 +115,13 @@ def summary(conn: Connection, stream: str) -> Summary:
             windows.c.window_start, windows.c.window_end
         )
     ).all()
+    in_flight = conn.execute(
+        of_stream.where(windows.c.state.in_([state.value for state in IN_FLIGHT])).order_by(
+            windows.c.window_start, windows.c.window_end
+        )
+    ).all()
     return Summary(
+        in_flight=[window_record(row) for row in in_flight],
         by_state=by_state,
         last_committed=window_record(last) if last is not None else None,
         oldest_uncommitted=window_record(oldest) if oldest is not None else None,

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Dialect,
@@ -25,7 +26,7 @@ from storage.layout import Window
 from storage.ledger.models import CallbackRecord, CallbackState, WindowRecord
 from storage.lifecycle import WindowState
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -97,6 +98,11 @@ exports = Table(
     Column("token_sha256", String(64), nullable=False),
     Column("attempt", Integer, nullable=False),
     Column("requested_at", UTCDateTime, nullable=False),
+    # Set when a forced re-export of the window superseded this export: never processed again.
+    Column("superseded_at", UTCDateTime),
+    # A re-export of a window that was committed before (the shrink guard compares the two).
+    Column("forced", Boolean, nullable=False, default=False),
+    Column("shrink_accepted", Boolean, nullable=False, default=False),
 )
 
 callbacks = Table(
@@ -116,6 +122,17 @@ callbacks = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Index("ix_ledger_callbacks_window", "window_id", "state"),
     Index("ix_ledger_callbacks_export", "export_id"),
+)
+
+
+# Processes that lease windows and can be seen to die (storage/ledger/owners.py).
+owners = Table(
+    "ledger_owners",
+    metadata,
+    Column("owner", String(200), primary_key=True),
+    Column("host", String(200), nullable=False),
+    Column("pid", String(20), nullable=False),
+    Column("started_at", UTCDateTime, nullable=False),
 )
 
 

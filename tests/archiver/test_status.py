@@ -285,3 +285,45 @@ def test_status_reports_what_serve_did_with_a_failure_notice_and_an_undecodable_
     assert problems[_iso(garbage.start)]["reason"]
     assert "export job crashed" in text and "quarantined" in text
     assert API_KEY not in text + json.dumps(document)
+
+
+def test_status_lists_in_flight_windows_with_attempt_export_and_deadline(
+    ledger_url: str, windows: Windows, status: Status
+) -> None:
+    waiting = windows.request(0)
+    windows.receive(1)
+    document = json.loads(status(ledger_url, "--json"))
+    in_flight = {entry["window_start"]: entry for entry in document["in_flight"]}
+    assert list(in_flight) == [_iso(windows.window(0).start), _iso(windows.window(1).start)]
+    first = in_flight[_iso(windows.window(0).start)]
+    assert (first["state"], first["attempts"], first["export_id"]) == ("requested", 1, waiting)
+    assert first["deadline_at"] is not None
+    assert in_flight[_iso(windows.window(1).start)]["state"] == "received"
+    text = status(ledger_url)
+    assert "In flight (2)" in text and waiting in text and first["deadline_at"] in text
+
+
+def test_windows_lists_by_state_and_start(
+    ledger_url: str,
+    windows: Windows,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    windows.commit(0, rows=5)
+    windows.request(1)
+    windows.ledger.plan(STREAM, [windows.window(2)])
+    for name in list(os.environ):
+        if name.startswith("ARCHIVER_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ARCHIVER_LEDGER_URL", ledger_url)
+    capsys.readouterr()
+    assert main(["windows", "--state", "requested", "--state", "planned", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert [(e["window_start"], e["state"]) for e in listed] == [
+        (_iso(windows.window(1).start), "requested"),
+        (_iso(windows.window(2).start), "planned"),
+    ]
+    since = _iso(windows.window(1).start)
+    assert main(["windows", "--since", since]) == 0
+    text = capsys.readouterr().out
+    assert text.splitlines()[-1] == "2 window(s)" and "committed" not in text

@@ -160,3 +160,44 @@ def test_config_faults_are_validated_at_construction() -> None:
         Faults.from_config(SimulatorConfig(fail_export_requests={"status": 200}))
     with pytest.raises(ValueError, match="callback_shape"):
         SimulatorConfig(callback_shape="xml")
+
+
+def test_redeliver_sends_the_next_callback_once_more_after_a_delay(
+    sim: str, target: CallbackTarget
+) -> None:
+    set_faults(sim, redeliver={"count": 1, "after": 0.3})
+    export(sim, target.callback_url("first"))
+    [first] = target.wait_for(1)
+    started = time.monotonic()
+    [_, again] = target.wait_for(2)
+    assert time.monotonic() - started >= 0.2
+    assert (again.path, again.body) == (first.path, first.body)
+    snapshot = state_after(sim, callbacks=2)
+    assert [c["copy"] for c in snapshot["callbacks"]] == [0, "redelivery"]
+    assert snapshot["faults"]["redeliver"]["count"] == 0
+
+
+def _inline_messages(callback_body: bytes) -> list[dict[str, object]]:
+    return [json.loads(line) for line in callback_body.decode().splitlines() if line]
+
+
+def test_revise_per_request_edits_each_later_export_of_a_range(
+    sim: str, target: CallbackTarget
+) -> None:
+    set_faults(sim, callback_shape="inline-ndjson", revise_per_request=True)
+    export(sim, target.callback_url("a"))
+    [first] = target.wait_for(1)
+    export(sim, target.callback_url("b"))
+    [_, second] = target.wait_for(2)
+    before, after = _inline_messages(first.body), _inline_messages(second.body)
+    assert [m["id"] for m in before] == [m["id"] for m in after] and before
+    assert all(str(m["content"]).endswith(" (edit 1)") for m in after)
+    assert not any("(edit" in str(m["content"]) for m in before)
+
+
+def test_empty_exports_hold_no_messages(sim: str, target: CallbackTarget) -> None:
+    set_faults(sim, callback_shape="inline-ndjson", empty_exports=1)
+    export(sim, target.callback_url("empty"))
+    [callback] = target.wait_for(1)
+    assert _inline_messages(callback.body) == []
+    assert set_faults(sim)["empty_exports"] == 0

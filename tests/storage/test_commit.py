@@ -266,3 +266,30 @@ def test_committed_at_is_recent_and_utc(local_store: ObjectStore) -> None:
     assert manifest is not None
     assert before <= manifest.committed_at <= datetime.now(UTC)
     assert manifest.ingested_at == INGESTED
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("createdAt", "0000-01-01T00:00:00Z"),
+        ("createdAt", "9999-12-31T23:59:59-00:01"),
+        ("updatedAt", "00010101T000000+01:00"),
+    ],
+)
+def test_an_out_of_range_timestamp_rejects_or_nulls_its_row_and_the_window_commits(
+    store: ObjectStore, field: str, value: str
+) -> None:
+    bad = message(2, DAY, **{field: value})
+    records = [message(1, DAY), bad, message(3, DAY)]
+    result = write_window(store, WINDOW, "e", [batch(records)], ingested_at=INGESTED)
+    manifest = read_manifest(store, WINDOW)
+    assert manifest is not None and manifest.rows == result.rows
+    if field == "createdAt":
+        assert (result.rows, result.rejects) == (2, 1)
+        (line,) = store.get_bytes(rejects_key(WINDOW)).decode().splitlines()
+        rejected = json.loads(line)
+        assert rejected["record"] == bad
+        assert rejected["reason"].startswith(f"createdAt is not an ISO-8601 date-time: {value!r}")
+    else:
+        # A bad updatedAt loses nothing: the row is kept, the text stays in `extra`.
+        assert (result.rows, result.rejects) == (3, 0)
