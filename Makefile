@@ -36,6 +36,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c bench/constraints.txt -e '.[dev,bench]'
 	$(BIN)/python bench/ingest.py
 	$(BIN)/python bench/intake_memory.py
+	$(BIN)/python bench/callbacks.py
 
 clean:
 	rm -rf $(VENV) archive archiver.db .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,7 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -15,9 +15,10 @@ from starlette.applications import Starlette
 from archiver.metrics import register_ledger_collector
 from archiver.settings import Settings
 from archiver.settings_metrics import export_settings
-from receiver.app import create_app
+from receiver.app import Readiness, create_app
 from receiver.decoding.download import DownloadPolicy
-from receiver.intake import Intake, IntakeLimits
+from receiver.intake import Intake, IntakeLanes, IntakeLimits
+from receiver.lanes import Lane, LaneUnavailable
 from receiver.processing import ProcessingConfig
 from receiver.status_page import PageOptions, StatusPage, status_routes
 from receiver.worker import ProcessingWorker
@@ -35,6 +36,10 @@ VERSION = "0.1.0"
 
 
 SHUTDOWN_TIMEOUT = 25.0
+# Each readiness probe gets this long; they run at once, so /readyz answers within 2 s
+# with room for a loaded machine.
+READY_PROBE_TIMEOUT = 1.0
+KEY_REJECTED_WARNING = "the upstream rejected the API key; set a valid ARCHIVER_API_KEY"
 
 
 def replica_name() -> str:
@@ -102,23 +107,34 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
         body_timeout=settings.body_timeout.total_seconds(),
         idle_timeout=min(settings.body_timeout.total_seconds(), 15.0),
     )
-    intake = Intake(ledger, store, limits, on_accepted=lambda: worker.wake())
+    # Intake and the probes wait on the store with short timeouts; the worker keeps the patient
+    # store. Each dependency has lanes of its own, apart from the worker's threads.
+    fast_store = store.fast_failing()
+    lanes = IntakeLanes.default()
+    probes = {"ledger": Lane("probe-ledger", 2), "object store": Lane("probe-store", 2)}
+    intake = Intake(ledger, fast_store, limits, lanes=lanes, on_accepted=lambda: worker.wake())
     register_ledger_collector(ledger, settings.start)
     export_settings(settings)
 
-    async def readiness() -> list[str]:
-        problems: list[str] = []
+    def ledger_probe() -> bool:
+        ledger.ping()
+        return requester.key_rejected()
+
+    async def probe(name: str, function: Callable[[], object]) -> tuple[str | None, object]:
         try:
-            await asyncio.to_thread(ledger.ping)
-        except Exception as error:  # noqa: BLE001 - reported, not raised
-            problems.append(f"ledger unreachable: {error}")
-        try:
-            await asyncio.to_thread(store.size, "_readyz")
-        except Exception as error:  # noqa: BLE001 - reported, not raised
-            problems.append(f"object store unreachable: {error}")
-        if not problems and await asyncio.to_thread(requester.key_rejected):
-            problems.append("the upstream rejected the API key; set a valid ARCHIVER_API_KEY")
-        return problems
+            return None, await probes[name].run(READY_PROBE_TIMEOUT, function)
+        except LaneUnavailable as error:
+            return f"{name} did not answer: {error}", None
+        except Exception as error:  # noqa: BLE001 - reported as the reason, not raised
+            return f"{name} unreachable: {type(error).__name__}: {error}", None
+
+    async def readiness() -> Readiness:
+        (ledger_problem, key_rejected), (store_problem, _) = await asyncio.gather(
+            probe("ledger", ledger_probe),
+            probe("object store", lambda: fast_store.size("_readyz")),
+        )
+        problems = [problem for problem in (ledger_problem, store_problem) if problem]
+        return Readiness(problems, [KEY_REJECTED_WARNING] if key_rejected else [])
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -130,6 +146,7 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
         )
         scheduler.start()
         startup = asyncio.create_task(_catch_up(requester))
+        app.state.catch_up = startup
         log.info(
             "service_started", extra={"storage": store.description, "schedule": settings.schedule}
         )
@@ -141,6 +158,8 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
             scheduler.shutdown(wait=False)
             await worker.stop(SHUTDOWN_TIMEOUT)
             await client.aclose()
+            for lane in (lanes.ledger, lanes.store, *probes.values()):
+                lane.shutdown()
             log.info("service_stopped")
 
     app = create_app(intake, readiness, version=VERSION, lifespan=lifespan)

@@ -1,9 +1,15 @@
-"""The receiver's HTTP routes (DESIGN §3.3)."""
+"""The receiver's HTTP routes.
+
+`/healthz` answers from the event loop alone. `/readyz` answers within its bound whatever its
+dependencies do, and `/metrics` renders off the event loop, so neither a stalled ledger nor a
+stalled object store can freeze a probe.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 from starlette.applications import Starlette
@@ -12,9 +18,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from receiver.intake import Intake
+from receiver.lanes import Lane, LaneUnavailable
 from receiver.openapi import openapi_document
 
-ReadinessCheck = Callable[[], Awaitable[list[str]]]
+METRICS_TIMEOUT_SECONDS = 2.0
+
+
+@dataclass(frozen=True)
+class Readiness:
+    """`problems` make the replica unready; `warnings` are reported but do not."""
+
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+ReadinessCheck = Callable[[], Awaitable[Readiness]]
 Lifespan = Callable[[Starlette], AbstractAsyncContextManager[None]]
 
 
@@ -24,20 +42,32 @@ def create_app(
     *,
     version: str = "0",
     lifespan: Lifespan | None = None,
+    metrics_lane: Lane | None = None,
 ) -> Starlette:
     document = openapi_document(version)
+    scrapes = metrics_lane or Lane("metrics", 2, 64)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
     async def readyz(request: Request) -> Response:
-        problems = await readiness()
-        if problems:
-            return JSONResponse({"status": "not_ready", "problems": problems}, status_code=503)
-        return JSONResponse({"status": "ready"})
+        state = await readiness()
+        body: dict[str, object] = {"status": "not_ready" if state.problems else "ready"}
+        if state.problems:
+            body["problems"] = state.problems
+        if state.warnings:
+            body["warnings"] = state.warnings
+        return JSONResponse(body, status_code=503 if state.problems else 200)
 
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+        try:
+            text = await scrapes.run(METRICS_TIMEOUT_SECONDS, generate_latest, REGISTRY)
+        except LaneUnavailable as error:
+            return JSONResponse(
+                {"error": "unavailable", "detail": f"metrics not collected: {error}"},
+                status_code=503,
+            )
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     async def openapi(request: Request) -> Response:
         return JSONResponse(document)

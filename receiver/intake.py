@@ -1,7 +1,9 @@
-"""Callback intake (DESIGN §3.3): authenticate, bound, store raw, then answer.
+"""Callback intake: authenticate, bound, store raw, then answer.
 
 The raw body reaches the object store before the 200, so an answered callback can always be
-decoded again (`replay`), whatever happens to this process afterwards.
+decoded again (`replay`), whatever happens to this process afterwards. Every wait on the ledger
+and the object store runs on that dependency's own lane with a timeout, and any failure to look
+up or store a callback is answered 503 (the platform retries), never 500 and never a hang.
 """
 
 from __future__ import annotations
@@ -19,22 +21,34 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from receiver.lanes import Lane
 from receiver.metrics import CALLBACK_BYTES, CALLBACKS
-from storage.errors import UserError
+from storage.errors import ErrorKind, UserError, kind_of, one_line
 from storage.layout import raw_body_key, raw_meta_key
 from storage.ledger import Ledger
 from storage.objectstore import ObjectStore
 
 log = logging.getLogger("chat_archiver.receiver.intake")
 
+T = TypeVar("T")
+
 _EXPORT_ID = re.compile(r"^[0-9a-f]{32}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{16,128}$")
-_PRIVATE_HEADERS = {"authorization", "cookie", "proxy-authorization", "x-api-key"}
+# Raw metadata keeps only these headers (and the platform's own request ids, below): anything
+# else may carry a credential (x-amz-security-token, x-auth-token, signatures, cookies).
+_KEPT_HEADERS = frozenset({"content-type", "content-length", "content-encoding", "user-agent"})
+_REQUEST_ID_HEADER = re.compile(r"^x-(?:[a-z0-9]+-)*(?:request|correlation|trace|delivery)-id$")
+_MAX_HEADER_VALUE = 512
 NOT_FOUND = {"error": "not_found", "detail": "no such callback"}
+RETRY_AFTER_SECONDS = 5
+# Calls that may wait for a lane's thread: a burst of callbacks queues (each within its own
+# timeout); only a dependency that stops answering fills it, and then callbacks get 503 at once.
+INTAKE_QUEUE = 256
 
 
 class BodyTooLarge(UserError):
@@ -50,6 +64,25 @@ class IntakeLimits:
     max_bytes: int = 64 * 1024 * 1024
     body_timeout: float = 60.0
     idle_timeout: float = 15.0
+    ledger_timeout: float = 5.0
+    # Storing the raw body: a fixed allowance plus time for the bytes at a slow link's pace.
+    store_timeout: float = 10.0
+    store_bytes_per_second: float = 4 * 1024 * 1024
+
+    def store_deadline(self, size: int) -> float:
+        return self.store_timeout + size / self.store_bytes_per_second
+
+
+@dataclass(frozen=True)
+class IntakeLanes:
+    """Where intake's blocking calls run: one lane per dependency, apart from the worker's."""
+
+    ledger: Lane
+    store: Lane
+
+    @classmethod
+    def default(cls) -> IntakeLanes:
+        return cls(Lane("intake-ledger", 8, INTAKE_QUEUE), Lane("intake-store", 8, INTAKE_QUEUE))
 
 
 def token_matches(token: str, token_sha256: str) -> bool:
@@ -58,7 +91,22 @@ def token_matches(token: str, token_sha256: str) -> bool:
 
 
 def kept_headers(headers: dict[str, str]) -> dict[str, str]:
-    return {name: value for name, value in headers.items() if name not in _PRIVATE_HEADERS}
+    """The headers raw metadata keeps: an allow-list, so no credential is ever stored."""
+    kept = {}
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in _KEPT_HEADERS or _REQUEST_ID_HEADER.match(lowered):
+            kept[lowered] = value[:_MAX_HEADER_VALUE]
+    return kept
+
+
+class _Unavailable(Exception):
+    """Looking up or storing the callback failed; `dependency` names what failed."""
+
+    def __init__(self, dependency: str, error: BaseException) -> None:
+        super().__init__(f"{type(error).__name__}: {one_line(error)}")
+        self.dependency = dependency
+        self.kind = kind_of(error)
 
 
 class Intake:
@@ -68,12 +116,14 @@ class Intake:
         store: ObjectStore,
         limits: IntakeLimits,
         *,
+        lanes: IntakeLanes | None = None,
         on_accepted: Callable[[], None] = lambda: None,
         tmp_dir: Path | None = None,
     ) -> None:
         self._ledger = ledger
         self._store = store
         self._limits = limits
+        self._lanes = lanes or IntakeLanes.default()
         self._on_accepted = on_accepted
         self._tmp_dir = tmp_dir
 
@@ -83,7 +133,17 @@ class Intake:
         if not (_EXPORT_ID.match(export_id) and _TOKEN.match(token)):
             CALLBACKS.labels("not_found").inc()
             return JSONResponse(NOT_FOUND, status_code=404)
-        export = await asyncio.to_thread(self._ledger.find_export, export_id)
+        try:
+            return await self._handle(request, export_id, token)
+        except _Unavailable as failure:
+            if failure.kind is ErrorKind.USER and failure.dependency == "ledger":
+                # The export vanished between the look-up and the record: no such callback.
+                CALLBACKS.labels("not_found").inc()
+                return JSONResponse(NOT_FOUND, status_code=404)
+            return self._unavailable(export_id, failure)
+
+    async def _handle(self, request: Request, export_id: str, token: str) -> Response:
+        export = await self._on_ledger(self._ledger.find_export, export_id)
         if export is None or not token_matches(token, export.token_sha256):
             CALLBACKS.labels("not_found").inc()
             log.warning("callback_not_found", extra={"export_id": export_id})
@@ -93,7 +153,12 @@ class Intake:
         if declared and declared.isdigit() and int(declared) > self._limits.max_bytes:
             return self._too_large(export_id)
 
-        with tempfile.NamedTemporaryFile(dir=self._tmp_dir, prefix="callback-") as spool:
+        try:
+            # Opened before the `with`, so a full spool disk here is told from request errors.
+            spool = tempfile.NamedTemporaryFile(dir=self._tmp_dir, prefix="callback-")  # noqa: SIM115
+        except OSError as error:
+            raise _Unavailable("spool", error) from error
+        with spool:
             try:
                 size, sha256 = await self._spool(request, spool)
             except BodyTooLarge:
@@ -108,6 +173,8 @@ class Intake:
             except ClientDisconnect:
                 log.warning("callback_disconnected", extra={"export_id": export_id})
                 return Response(status_code=400)
+            except OSError as error:  # ENOSPC, EIO: the spool disk, not the request
+                raise _Unavailable("spool", error) from error
             received_at = datetime.now(UTC)
             callback_id = uuid.uuid4().hex
             body_key = raw_body_key(export_id, received_at, callback_id)
@@ -123,27 +190,29 @@ class Intake:
                 "client": request.client.host if request.client else None,
                 "headers": kept_headers(dict(request.headers)),
             }
-            try:
-                await asyncio.to_thread(self._store_raw, Path(spool.name), body_key, meta)
-                outcome = await asyncio.to_thread(
-                    self._ledger.record_callback,
-                    export_id=export_id,
-                    callback_id=callback_id,
-                    received_at=received_at,
-                    raw_key=body_key,
-                    body_sha256=sha256,
-                    size=size,
-                )
-            except Exception as error:  # noqa: BLE001 - any storage failure must become a 503
-                CALLBACKS.labels("store_error").inc()
-                log.error(
-                    "callback_store_failed",
-                    extra={"export_id": export_id, "reason": f"{type(error).__name__}: {error}"},
-                )
-                return JSONResponse(
-                    {"error": "unavailable", "detail": "could not store the callback; retry"},
-                    status_code=503,
-                )
+            # The body and its metadata go up at once: two requests, the wait of one.
+            deadline = self._limits.store_deadline(size)
+            meta_bytes = json.dumps(meta, indent=1).encode()
+            writes = [
+                self._lanes.store.run(deadline, self._store.put_file, body_key, Path(spool.name)),
+                self._lanes.store.run(
+                    deadline, self._store.put_bytes, raw_meta_key(body_key), meta_bytes
+                ),
+            ]
+            for done in await asyncio.gather(*writes, return_exceptions=True):
+                if isinstance(done, Exception):
+                    raise _Unavailable("object store", done) from done
+                if isinstance(done, BaseException):
+                    raise done
+        outcome = await self._on_ledger(
+            self._ledger.record_callback,
+            export_id=export_id,
+            callback_id=callback_id,
+            received_at=received_at,
+            raw_key=body_key,
+            body_sha256=sha256,
+            size=size,
+        )
         CALLBACKS.labels(outcome).inc()
         CALLBACK_BYTES.inc(size)
         log.info(
@@ -159,6 +228,34 @@ class Intake:
         if outcome == "accepted":
             self._on_accepted()
         return JSONResponse({"status": outcome})
+
+    async def _on_ledger(self, function: Callable[..., T], *args: object, **kwargs: object) -> T:
+        try:
+            return await self._lanes.ledger.run(
+                self._limits.ledger_timeout, function, *args, **kwargs
+            )
+        except Exception as error:  # whatever the ledger raises, the platform gets 503
+            raise _Unavailable("ledger", error) from error
+
+    def _unavailable(self, export_id: str, failure: _Unavailable) -> Response:
+        CALLBACKS.labels("store_error").inc()
+        log.error(
+            "callback_store_failed",
+            extra={
+                "export_id": export_id,
+                "dependency": failure.dependency,
+                "kind": failure.kind.value,
+                "reason": str(failure),
+            },
+        )
+        return JSONResponse(
+            {
+                "error": "unavailable",
+                "detail": f"could not store the callback ({failure.dependency} unavailable); retry",
+            },
+            status_code=503,
+            headers={"retry-after": str(RETRY_AFTER_SECONDS)},
+        )
 
     def _too_large(self, export_id: str) -> Response:
         CALLBACKS.labels("too_large").inc()
@@ -193,7 +290,3 @@ class Intake:
             spool.write(chunk)
         spool.flush()
         return size, digest.hexdigest()
-
-    def _store_raw(self, body: Path, body_key: str, meta: dict[str, object]) -> None:
-        self._store.put_file(body_key, body)
-        self._store.put_bytes(raw_meta_key(body_key), json.dumps(meta, indent=1).encode())

@@ -21,11 +21,18 @@ _STATUS = {
     "properties": {"status": {"type": "string"}},
     "required": ["status"],
 }
+_REASONS = {"type": "array", "items": {"type": "string"}}
+_READY = {
+    "type": "object",
+    "properties": {"status": {"type": "string", "enum": ["ready"]}, "warnings": _REASONS},
+    "required": ["status"],
+}
 _NOT_READY = {
     "type": "object",
     "properties": {
         "status": {"type": "string", "enum": ["not_ready"]},
-        "problems": {"type": "array", "items": {"type": "string"}},
+        "problems": _REASONS,
+        "warnings": _REASONS,
     },
     "required": ["status", "problems"],
 }
@@ -111,10 +118,13 @@ def openapi_document(version: str) -> dict[str, Any]:
             },
             "/readyz": {
                 "get": {
-                    "summary": "Ledger and object store reachable, API key not rejected",
+                    "summary": "This replica can take callbacks: ledger and object store "
+                    "answer within 2 s",
+                    "description": "A rejected API key is a warning, not a problem: callbacks "
+                    "of exports already requested need no key.",
                     "operationId": "readyz",
                     "responses": {
-                        "200": _json(_STATUS, "Ready"),
+                        "200": _json(_READY, "Ready (with warnings, if any)"),
                         "503": _json(_NOT_READY, "Not ready, with the reasons"),
                     },
                 }
@@ -123,7 +133,10 @@ def openapi_document(version: str) -> dict[str, Any]:
                 "get": {
                     "summary": "Prometheus metrics",
                     "operationId": "metrics",
-                    "responses": {"200": {"description": "Text format", "content": text}},
+                    "responses": {
+                        "200": {"description": "Text format", "content": text},
+                        "503": _json(_ERROR, "Metrics could not be rendered in time"),
+                    },
                 }
             },
             "/openapi.json": {

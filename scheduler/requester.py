@@ -17,7 +17,7 @@ from scheduler.client import (
     UpstreamError,
     UpstreamUnavailable,
 )
-from scheduler.metrics import EXPORT_REQUESTS, WINDOWS_PLANNED
+from scheduler.metrics import API_KEY_REJECTED, EXPORT_REQUESTS, WINDOWS_PLANNED
 from scheduler.planner import plan_windows, split_window
 from storage.errors import ErrorKind
 from storage.ledger import ExportAttempt, Ledger
@@ -96,7 +96,9 @@ class Requester:
         return added
 
     def key_rejected(self) -> bool:
-        return self._ledger.get_meta(KEY_REJECTED) == self._fingerprint
+        rejected = self._ledger.get_meta(KEY_REJECTED) == self._fingerprint
+        API_KEY_REJECTED.set(1 if rejected else 0)
+        return rejected
 
     async def request_due(self) -> TickReport:
         """Sends up to `per_tick` due windows, oldest first, paced; one tick at a time."""
@@ -105,6 +107,9 @@ class Requester:
             if await asyncio.to_thread(self.key_rejected):
                 report.stopped = "the upstream rejected the API key; change ARCHIVER_API_KEY"
                 report.stop_kind = ErrorKind.USER
+                # Every tick, so a replica started with a rejected key says so at once and keeps
+                # saying it; callbacks of exports already requested are still taken.
+                log.error("api_key_rejected", extra={"reason": report.stopped})
                 return report
             for index in range(self._policy.per_tick):
                 # Pause before claiming, not after: an interrupted pause leaves nothing claimed.
@@ -192,6 +197,7 @@ class Requester:
             await asyncio.to_thread(self._undo, attempt, str(error), self._clock())
             if isinstance(error, AuthRejected):
                 await asyncio.to_thread(self._ledger.set_meta, KEY_REJECTED, self._fingerprint)
+                API_KEY_REJECTED.set(1)
             log.error("api_key_rejected", extra=fields | {"reason": str(error)})
             return error
         if error.kind is ErrorKind.PERMANENT:

@@ -9,9 +9,8 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from scheduler.metrics import API_KEY_REJECTED, REQUEST_TICK_SUCCESS
+from scheduler.metrics import REQUEST_TICK_SUCCESS
 from scheduler.requester import Requester, TickReport
-from storage.errors import ErrorKind
 
 log = logging.getLogger("chat_archiver.scheduler")
 
@@ -20,11 +19,7 @@ MISFIRE_GRACE_SECONDS = 6 * 3600
 
 
 def record_tick(report: TickReport) -> None:
-    """A tick succeeded when nothing stopped it and the upstream did not refuse all it sent.
-
-    The one stop that is the operator's to fix is a rejected key.
-    """
-    API_KEY_REJECTED.set(1 if report.stop_kind is ErrorKind.USER else 0)
+    """A tick succeeded when nothing stopped it and the upstream did not refuse all it sent."""
     if report.stopped is None and (report.requested or not report.deferred):
         REQUEST_TICK_SUCCESS.set_to_current_time()
 

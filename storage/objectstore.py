@@ -39,6 +39,9 @@ class S3Options:
     multipart_threshold: int = 64 * 1024 * 1024
     retries_mode: str = "standard"  # standard|adaptive
     max_attempts: int = 8
+    # Seconds; each bounds one socket wait (connect, or one read/write), not a whole transfer.
+    connect_timeout: float = 10
+    read_timeout: float = 120
 
     def __post_init__(self) -> None:
         choices = {
@@ -90,6 +93,11 @@ class ObjectStore(Protocol):
 
     def check_access(self) -> None:
         """Writes, reads back and deletes a probe object; StoreError says which step failed."""
+        ...
+
+    def fast_failing(self) -> ObjectStore:
+        """The same store for callers that must answer within seconds (callback intake,
+        readiness): short timeouts and few retries where the store has them."""
         ...
 
 

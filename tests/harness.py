@@ -73,11 +73,13 @@ class ServiceProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
+        # What starts `serve`; a test may wrap it (in a private mount namespace, say).
+        self.argv = [sys.executable, "-m", "archiver.cli", "serve"]
 
     def start(self, timeout: float = 30.0) -> ServiceProcess:
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "archiver.cli", "serve"],
+            self.argv,
             env=self.env,
             stdout=log,
             stderr=log,

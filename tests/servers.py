@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -64,3 +66,99 @@ class SlowFiles:
             return StreamingResponse(body(), media_type=found.headers.get("content-type"))
 
         return Starlette(routes=[Route("/files/{name}", serve_file)])
+
+
+class TcpProxy:
+    """Forwards a loopback port to a real server, and can fail like a network does: `stall()`
+    keeps every connection open and forwards nothing (a black-holed peer), `refuse()` closes
+    them and the port (a peer that is down), `resume()` forwards again."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._forwarding = threading.Event()
+        self._forwarding.set()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._sockets: list[socket.socket] = []
+        self._listener: socket.socket | None = None
+
+    def __enter__(self) -> TcpProxy:
+        self._listen()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._closed = True
+        self._forwarding.set()
+        self._drop_all()
+
+    def stall(self) -> None:
+        self._forwarding.clear()
+
+    def refuse(self) -> None:
+        self._drop_all()
+
+    def resume(self) -> None:
+        if self._listener is None:
+            self._listen()
+        self._forwarding.set()
+
+    def _listen(self) -> None:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def _drop_all(self) -> None:
+        with self._lock:
+            doomed = self._sockets + ([self._listener] if self._listener else [])
+            self._sockets = []
+            self._listener = None
+        for sock in doomed:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _track(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            self._track(client)
+            threading.Thread(target=self._connect, args=(client,), daemon=True).start()
+
+    def _connect(self, client: socket.socket) -> None:
+        self._forwarding.wait()
+        try:
+            upstream = socket.create_connection(self.target, timeout=5)
+        except OSError:
+            client.close()
+            return
+        upstream.settimeout(None)
+        self._track(upstream)
+        threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket) -> None:
+        while not self._closed:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                break
+            if not data:
+                break
+            # Bytes that arrive during a stall are held, not passed on.
+            self._forwarding.wait()
+            try:
+                sink.sendall(data)
+            except OSError:
+                break
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)

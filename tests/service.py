@@ -3,12 +3,15 @@ that exercise the receiver without the cost of a subprocess."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from starlette.applications import Starlette
 
 from archiver.service import build_service
 from archiver.settings import Settings
@@ -60,9 +63,20 @@ def running_service(tmp_path: Path, **overrides: Any) -> Iterator[RunningService
     )
     settings = replace(settings, **overrides)
     ledger = Ledger.open(settings.ledger_url)
-    store = open_store(settings.storage_url)
+    store = open_store(settings.storage_url, settings.s3)
     try:
-        with serve_in_thread(build_service(settings, ledger, store), port=port) as url:
+        app = build_service(settings, ledger, store)
+        with serve_in_thread(app, port=port) as url:
+            _wait_for_catch_up(app)
             yield RunningService(url, ledger, store, settings)
     finally:
         ledger.close()
+
+
+def _wait_for_catch_up(app: Starlette, timeout: float = 15.0) -> None:
+    """Waits out the service's start-up tick, so it cannot claim a window a test is preparing."""
+    deadline = time.monotonic() + timeout
+    while not app.state.catch_up.done():
+        if time.monotonic() > deadline:
+            raise AssertionError("the service's start-up tick did not finish")
+        time.sleep(0.02)

@@ -3,6 +3,10 @@
 SQLite writes take `BEGIN IMMEDIATE`, so concurrent writers (a `serve` process and a CLI command,
 or several worker threads) queue on the busy timeout instead of failing half-way; Postgres writes
 rely on row locks and advisory locks in the queries themselves.
+
+Every wait on the database is bounded: connecting, each statement (and a transaction left idle,
+so a stalled client cannot hold row locks for ever), a dead peer (TCP keepalives and a user
+timeout), a free pooled connection, and SQLite's busy wait.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, create_engine, event, inspect, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.pool import StaticPool
 
 from storage import lifecycle
@@ -25,7 +30,20 @@ from storage.ledger.models import LedgerError
 from storage.ledger.moves import take_events
 from storage.ledger.tables import SCHEMA_VERSION, meta, metadata
 
-SQLITE_BUSY_TIMEOUT_SECONDS = 30
+SQLITE_BUSY_TIMEOUT_SECONDS = 15
+POOL_TIMEOUT_SECONDS = 10
+# libpq settings for every Postgres connection, unless the ledger URL sets them itself.
+POSTGRES_CONNECT_ARGS: dict[str, Any] = {
+    "connect_timeout": 5,
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    # Milliseconds unacknowledged data may wait before the connection is dropped (Linux).
+    "tcp_user_timeout": 15000,
+    "options": "-c statement_timeout=30000 -c lock_timeout=15000 "
+    "-c idle_in_transaction_session_timeout=60000",
+}
 _WRITE_OPTION = "ledger_write"
 _MIGRATION_LOCK = zlib.crc32(b"chat-archiver:ledger:migrate")
 
@@ -76,12 +94,21 @@ class Database:
         self.safe_url = parsed.render_as_string(hide_password=True)
         self.dialect = parsed.get_backend_name()
         self._lock: AbstractContextManager[Any] = nullcontext()
+        # SQLite lets one writer in at a time and makes the others poll with growing sleeps
+        # (up to 100 ms each); writers of this process queue on a lock instead, and are woken
+        # the moment it is free. Other processes (a CLI command) still meet the busy timeout.
+        self._write_lock: threading.Lock | None = None
         self.engine = self._create_engine(parsed)
 
     def _create_engine(self, url: URL) -> Engine:
         try:
             if self.dialect == "postgresql":
-                return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 10})
+                return create_engine(
+                    url,
+                    pool_pre_ping=True,
+                    pool_timeout=POOL_TIMEOUT_SECONDS,
+                    connect_args=postgres_connect_args(url),
+                )
             if _is_sqlite_memory(url):
                 # One shared connection: serialise every transaction on it.
                 self._lock = threading.RLock()
@@ -89,7 +116,12 @@ class Database:
                     url, poolclass=StaticPool, connect_args={"check_same_thread": False}
                 )
             else:
-                engine = create_engine(url, connect_args={"check_same_thread": False})
+                self._write_lock = threading.Lock()
+                engine = create_engine(
+                    url,
+                    pool_timeout=POOL_TIMEOUT_SECONDS,
+                    connect_args={"check_same_thread": False},
+                )
         except (ArgumentError, NoSuchModuleError, ImportError) as exc:
             raise LedgerError(
                 f"cannot use ledger URL {self.safe_url}: {exc}", kind=ErrorKind.USER
@@ -111,7 +143,7 @@ class Database:
     @contextmanager
     def _transaction(self, *, write: bool) -> Iterator[Connection]:
         events: list[lifecycle.Event] = []
-        with self._lock:
+        with self._lock, self._writer(write):
             try:
                 with self.engine.connect() as conn:
                     conn.execution_options(**{_WRITE_OPTION: write})
@@ -123,9 +155,27 @@ class Database:
                         events = take_events(conn)
             except DBAPIError as exc:
                 raise LedgerError(f"ledger {self.safe_url}: {first_line(exc)}") from exc
+            except PoolTimeout as exc:
+                raise LedgerError(
+                    f"ledger {self.safe_url}: no free connection within {POOL_TIMEOUT_SECONDS} s"
+                ) from exc
         # Only here has the transaction committed: the transitions it made happened.
         for happened in events:
             lifecycle.emit(happened)
+
+    @contextmanager
+    def _writer(self, write: bool) -> Iterator[None]:
+        if not write or self._write_lock is None:
+            yield
+            return
+        if not self._write_lock.acquire(timeout=SQLITE_BUSY_TIMEOUT_SECONDS):
+            raise LedgerError(
+                f"ledger {self.safe_url}: another write held it for {SQLITE_BUSY_TIMEOUT_SECONDS} s"
+            )
+        try:
+            yield
+        finally:
+            self._write_lock.release()
 
     @property
     def is_postgres(self) -> bool:
@@ -195,6 +245,11 @@ def _parse_url(url: str) -> URL:
         f"unsupported ledger database {backend!r}: use sqlite:///path or postgresql+psycopg://...",
         kind=ErrorKind.USER,
     )
+
+
+def postgres_connect_args(url: URL) -> dict[str, Any]:
+    """The bounded-wait defaults, minus whatever the URL's own query string sets."""
+    return {name: value for name, value in POSTGRES_CONNECT_ARGS.items() if name not in url.query}
 
 
 def _is_sqlite_memory(url: URL) -> bool:

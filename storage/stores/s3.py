@@ -2,6 +2,10 @@
 
 botocore's exceptions never leave this module: callers get StoreError with one line that
 names the bucket, key or endpoint and what to check.
+
+One client and one transfer manager per store, reused by every call (boto3 clients are
+thread-safe and pool their connections). Files below the multipart threshold go up in one
+`put_object`; only larger ones use the transfer manager's parallel parts.
 """
 
 from __future__ import annotations
@@ -9,13 +13,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import boto3
 from boto3.exceptions import S3UploadFailedError
-from boto3.s3.transfer import TransferConfig
+from boto3.s3.transfer import S3Transfer, TransferConfig
 from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
@@ -33,10 +38,26 @@ _MISSING_KEY_CODES = {"NoSuchKey", "404", "NotFound"}
 _DENIED_CODES = {"AccessDenied", "403", "Forbidden", "AllAccessDisabled"}
 _BAD_CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"}
 _MULTIPART_CHUNK = 16 * 1024 * 1024
+# Smaller files are read into memory for the upload: no `100-continue` round trip.
+_IN_MEMORY_UPLOAD = 1024 * 1024
+# Paths that must answer quickly (callback intake, /readyz): a stalled store is given up on in
+# seconds, and the caller answers 503; the worker keeps the patient settings.
+_FAST_CONNECT_TIMEOUT = 2
+_FAST_READ_TIMEOUT = 5
+_FAST_MAX_ATTEMPTS = 2
+# Connections kept per client: enough for the intake lane and the transfer manager's threads.
+_MAX_POOL_CONNECTIONS = 20
 
 
 class S3Store:
-    def __init__(self, bucket: str, prefix: str, options: S3Options) -> None:
+    def __init__(
+        self,
+        bucket: str,
+        prefix: str,
+        options: S3Options,
+        *,
+        session: boto3.session.Session | None = None,
+    ) -> None:
         if not bucket:
             raise StoreError("storage URL needs a bucket: s3://bucket/prefix", kind=ErrorKind.USER)
         self.bucket = bucket
@@ -44,26 +65,50 @@ class S3Store:
         self._root = f"{prefix}/" if prefix else ""
         self.description = f"s3://{bucket}/{prefix}" if prefix else f"s3://{bucket}"
         self._endpoint = _public_endpoint(options.endpoint_url)
+        self._options = options
         config = Config(
             retries={"mode": options.retries_mode, "max_attempts": options.max_attempts},
             s3={"addressing_style": options.addressing_style},
             request_checksum_calculation=options.checksums,
             response_checksum_validation=options.checksums,
-            connect_timeout=10,
-            read_timeout=120,
+            connect_timeout=options.connect_timeout,
+            read_timeout=options.read_timeout,
+            max_pool_connections=_MAX_POOL_CONNECTIONS,
+            tcp_keepalive=True,
         )
-        # A session of its own: boto3 clients are thread-safe, the default session is not.
-        session = boto3.session.Session()
-        self._client: Any = session.client("s3", endpoint_url=options.endpoint_url, config=config)
+        # A session of its own: boto3 clients are thread-safe, the default session is not. The
+        # fast-failing sibling shares it, and with it the parsed service model.
+        self._session = session or boto3.session.Session()
+        self._client: Any = self._session.client(
+            "s3", endpoint_url=options.endpoint_url, config=config
+        )
         self._extra: dict[str, str] = {}
         if options.sse:
             self._extra["ServerSideEncryption"] = options.sse
         if options.sse_kms_key_id:
             self._extra["SSEKMSKeyId"] = options.sse_kms_key_id
-        self._transfer = TransferConfig(
+        self._transfer_config = TransferConfig(
             multipart_threshold=options.multipart_threshold,
             multipart_chunksize=max(_MULTIPART_CHUNK, options.multipart_threshold // 4),
         )
+        self._transfer: S3Transfer | None = None
+
+    def fast_failing(self) -> S3Store:
+        """The same bucket and prefix with short timeouts and one retry, for callers that must
+        answer within seconds whatever the store does."""
+        options = replace(
+            self._options,
+            connect_timeout=_FAST_CONNECT_TIMEOUT,
+            read_timeout=_FAST_READ_TIMEOUT,
+            max_attempts=min(self._options.max_attempts, _FAST_MAX_ATTEMPTS),
+        )
+        return S3Store(self.bucket, self._root.rstrip("/"), options, session=self._session)
+
+    def _transfers(self) -> S3Transfer:
+        """The store's one transfer manager, made on first use (it starts threads)."""
+        if self._transfer is None:
+            self._transfer = S3Transfer(self._client, self._transfer_config)
+        return self._transfer
 
     def put_bytes(self, key: str, data: bytes) -> None:
         with self._errors("write", key):
@@ -73,13 +118,17 @@ class S3Store:
 
     def put_file(self, key: str, path: Path) -> None:
         with self._errors("upload", key):
-            self._client.upload_file(
-                str(path),
-                self.bucket,
-                self._full(key),
-                ExtraArgs=dict(self._extra),
-                Config=self._transfer,
-            )
+            size = path.stat().st_size
+            if size >= self._transfer_config.multipart_threshold:
+                self._transfers().upload_file(
+                    str(path), self.bucket, self._full(key), extra_args=dict(self._extra)
+                )
+                return
+            with path.open("rb") as source:
+                body = source.read() if size <= _IN_MEMORY_UPLOAD else source
+                self._client.put_object(
+                    Bucket=self.bucket, Key=self._full(key), Body=body, **self._extra
+                )
 
     def get_bytes(self, key: str) -> bytes:
         with self._errors("read", key):
@@ -90,9 +139,7 @@ class S3Store:
     def download_file(self, key: str, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         with self._errors("read", key):
-            self._client.download_file(
-                self.bucket, self._full(key), str(path), Config=self._transfer
-            )
+            self._transfers().download_file(self.bucket, self._full(key), str(path))
 
     def size(self, key: str) -> int | None:
         try:
@@ -148,6 +195,8 @@ class S3Store:
             ) from exc
         except BotoCoreError as exc:
             raise StoreError(f"cannot {action} {self._url(key)}: {exc}") from exc
+        except OSError as exc:
+            raise StoreError(f"cannot {action} {self._url(key)}: {exc.strerror or exc}") from exc
 
     def _client_error(self, action: str, key: str, exc: ClientError) -> StoreError:
         error = exc.response.get("Error", {})
