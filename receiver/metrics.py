@@ -15,7 +15,7 @@ CALLBACK_OUTCOMES = (
     "timeout",
     "store_error",
 )
-PROCESSING_OUTCOMES = ("committed", "quarantined", "retry", "error")
+PROCESSING_OUTCOMES = ("committed", "quarantined", "retry", "fenced", "error")
 
 CALLBACKS = Counter(
     "archiver_callbacks_total",
