@@ -18,6 +18,7 @@ from archiver.settings import load, parse_instant
 from storage.ddl import DIALECTS
 from storage.errors import ArchiverError, ErrorKind, one_line
 from storage.lifecycle import STATES, WindowState
+from storage.redaction import add_secret, redact
 
 # What a command exits with when it stops on an error of each kind (README, "Exit codes").
 EXIT_CODES = {ErrorKind.USER: 2, ErrorKind.TRANSIENT: 3, ErrorKind.PERMANENT: 1}
@@ -145,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="ISO date or date-time, not in the future; exclusive (e.g. 2026-01-31)",
     )
+    export.add_argument(
+        "--replace",
+        action="store_true",
+        help="replace the windows of another length this period overlaps (after a change of "
+        "ARCHIVER_WINDOW)",
+    )
 
     backfill = _command(
         commands,
@@ -231,9 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     verify = _command(
         commands,
         "verify",
-        "check manifests against objects",
+        "check the archive as a table, and its objects",
         "chat-archiver verify",
-        "chat-archiver verify --since 2026-01-01 --json",
+        "chat-archiver verify --since 2026-01-01 --source --sample 50",
     )
     verify.add_argument(
         "--since",
@@ -241,7 +248,18 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="T",
         help="only windows starting at or after T (e.g. 2026-01-01)",
     )
-    _json_option(verify)
+    verify.add_argument(
+        "--source",
+        action="store_true",
+        help="also read archived chats back from the platform and compare",
+    )
+    verify.add_argument(
+        "--sample",
+        type=int,
+        default=20,
+        metavar="N",
+        help="chats to read back with --source (default 20; e.g. --sample 50)",
+    )
 
     ddl = _command(
         commands,
@@ -257,6 +275,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--table",
         default="chat_messages",
         help="the table name to create (default chat_messages; e.g. --table messages)",
+    )
+
+    prune = _command(
+        commands,
+        "prune-raw",
+        "delete raw objects older than ARCHIVER_RAW_RETENTION",
+        "chat-archiver prune-raw --dry-run",
+        "chat-archiver prune-raw",
+    )
+    prune.add_argument("--dry-run", action="store_true", help="count, delete nothing")
+
+    _command(
+        commands,
+        "maintain",
+        "expire old Iceberg snapshots and delete files nothing references",
+        "chat-archiver maintain",
     )
 
     check = _command(
@@ -302,7 +336,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.flush()
         return code
     except ArchiverError as error:
-        print(f"chat-archiver: error: {one_line(error)}", file=sys.stderr)
+        print(redact(f"chat-archiver: error: {one_line(error)}"), file=sys.stderr)
         return EXIT_CODES[error.kind]
     except KeyboardInterrupt:
         print("chat-archiver: interrupted; run the command again to continue", file=sys.stderr)
@@ -327,6 +361,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         return run_demo(days=args.days, archive=args.archive)
     loaded = load(config_file=args.config, strict=args.strict)
     settings = loaded.settings
+    add_secret(settings.api_key)
     if args.command == "check":
         from archiver.commands.check import check
 
@@ -346,7 +381,7 @@ def _dispatch(args: argparse.Namespace) -> int:
         from archiver.commands import requests
 
         if args.command == "export":
-            return requests.export(settings, args.start, args.end)
+            return requests.export(settings, args.start, args.end, replace=args.replace)
         return requests.backfill(
             settings, args.since, args.until, args.force, args.timeout, as_json=args.json
         )
@@ -371,13 +406,21 @@ def _dispatch(args: argparse.Namespace) -> int:
             accept_shrink=args.accept_shrink,
         )
     if args.command == "verify":
-        from archiver.commands.archive import verify
+        from archiver.commands.verify import verify
 
-        return verify(settings, since=args.since, as_json=args.json)
+        return verify(settings, since=args.since, source=args.source, sample=args.sample)
     if args.command == "ddl":
         from archiver.commands.archive import ddl
 
         return ddl(settings, dialect=args.dialect, table=args.table)
+    if args.command == "maintain":
+        from archiver.commands.maintain import maintain
+
+        return maintain(settings)
+    if args.command == "prune-raw":
+        from archiver.commands.archive import prune_raw_command
+
+        return prune_raw_command(settings, dry_run=args.dry_run)
     raise CommandError(f"unknown command {args.command!r}")
 
 

@@ -13,14 +13,19 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from storage.redaction import MASK, add_secret, redact
+
 _STANDARD_ATTRIBUTES = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
-REDACTED = "[redacted]"
+REDACTED = MASK
 
 
 class JsonFormatter(logging.Formatter):
+    """Every line goes through `redact`: the API key and callback tokens never reach a log."""
+
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self._secrets = [secret for secret in secrets if secret]
+        for secret in secrets:
+            add_secret(secret)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -34,10 +39,13 @@ class JsonFormatter(logging.Formatter):
                 entry[key] = value
         if record.exc_info:
             entry["error"] = self.formatException(record.exc_info)
-        line = json.dumps(entry, default=str, ensure_ascii=False)
-        for secret in self._secrets:
-            line = line.replace(secret, REDACTED)
-        return line
+        # Redacted before and after encoding: a secret JSON would escape is caught in the raw
+        # text, one split by escaping in a value is caught in the line.
+        return redact(json.dumps(_redacted(entry), default=str, ensure_ascii=False))
+
+
+def _redacted(entry: dict[str, Any]) -> dict[str, Any]:
+    return {key: redact(value) if isinstance(value, str) else value for key, value in entry.items()}
 
 
 def configure_logging(level: str = "INFO", secrets: Iterable[str] = ()) -> None:

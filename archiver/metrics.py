@@ -63,7 +63,7 @@ class LedgerCollector(Collector):
 
     def _refresh(self, done: threading.Event) -> None:
         try:
-            summary = self._ledger.summary(self._stream)
+            summary = self._ledger.state_counts(self._stream)
         except Exception as error:  # noqa: BLE001 - a scrape must not fail with the ledger
             log.warning("metrics_ledger_unreachable", extra={"reason": str(error)})
         else:

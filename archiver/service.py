@@ -9,12 +9,15 @@ import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 
+from apscheduler.triggers.interval import IntervalTrigger
 from starlette.applications import Starlette
 
 from archiver.metrics import register_ledger_collector
 from archiver.settings import Settings
 from archiver.settings_metrics import export_settings
+from archiver.tables import commit_target
 from receiver.app import Readiness, create_app
 from receiver.decoding.download import DownloadPolicy
 from receiver.intake import Intake, IntakeLanes, IntakeLimits
@@ -28,6 +31,8 @@ from scheduler.schedule import build_scheduler, record_tick
 from storage.commit import WriteOptions
 from storage.ledger import Ledger
 from storage.objectstore import ObjectStore
+from storage.raw_retention import prune_raw
+from storage.redaction import add_secret, redact
 from storage.schema import STREAM
 
 log = logging.getLogger("chat_archiver.service")
@@ -36,6 +41,7 @@ VERSION = "0.1.0"
 
 
 SHUTDOWN_TIMEOUT = 25.0
+RAW_PRUNE_INTERVAL = 3600.0
 # Each readiness probe gets this long; they run at once, so /readyz answers within 2 s
 # with room for a loaded machine.
 READY_PROBE_TIMEOUT = 1.0
@@ -58,7 +64,9 @@ def request_policy(settings: Settings) -> RequestPolicy:
     )
 
 
-def processing_config(settings: Settings) -> ProcessingConfig:
+def processing_config(settings: Settings, store: ObjectStore | None = None) -> ProcessingConfig:
+    """With `store`, windows go to the configured table format on it (else the plain layout
+    on whatever store the worker has)."""
     return ProcessingConfig(
         download=DownloadPolicy(
             allow_insecure=settings.allow_insecure_callbacks,
@@ -69,6 +77,7 @@ def processing_config(settings: Settings) -> ProcessingConfig:
             part_bytes=settings.part_bytes, row_group_bytes=settings.row_group_bytes
         ),
         max_attempts=settings.max_attempts,
+        target=commit_target(settings, store) if store is not None else None,
         shrink_guard=settings.shrink_guard,
     )
 
@@ -92,12 +101,13 @@ def requester_for(settings: Settings, ledger: Ledger, client: ExportClient) -> R
 
 def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Starlette:
     """The ASGI app; its lifespan starts and stops the worker and the scheduler."""
+    add_secret(settings.api_key)
     client = export_client(settings)
     requester = requester_for(settings, ledger, client)
     worker = ProcessingWorker(
         ledger,
         store,
-        processing_config(settings),
+        processing_config(settings, store),
         owner=replica_name(),
         lease=settings.lease,
         poll_interval=settings.worker_poll.total_seconds(),
@@ -133,7 +143,7 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
             probe("ledger", ledger_probe),
             probe("object store", lambda: fast_store.size("_readyz")),
         )
-        problems = [problem for problem in (ledger_problem, store_problem) if problem]
+        problems = [redact(problem) for problem in (ledger_problem, store_problem) if problem]
         return Readiness(problems, [KEY_REJECTED_WARNING] if key_rejected else [])
 
     @asynccontextmanager
@@ -144,6 +154,15 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
             settings.schedule,
             request_interval=settings.request_interval.total_seconds(),
         )
+        if settings.raw_retention is not None:
+            scheduler.add_job(
+                _prune_raw_tick,
+                IntervalTrigger(seconds=RAW_PRUNE_INTERVAL, timezone=UTC),
+                args=(store, ledger, settings.raw_retention),
+                id="prune-raw",
+                coalesce=True,
+                max_instances=1,
+            )
         scheduler.start()
         startup = asyncio.create_task(_catch_up(requester))
         app.state.catch_up = startup
@@ -173,6 +192,26 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
     )
     app.router.routes.extend(status_routes(page))
     return app
+
+
+async def _prune_raw_tick(store: ObjectStore, ledger: Ledger, retention: timedelta) -> None:
+    """Deletes raw objects older than ARCHIVER_RAW_RETENTION that no window needs any more."""
+    try:
+        report = await asyncio.to_thread(
+            prune_raw, store, ledger, older_than=datetime.now(UTC) - retention
+        )
+    except Exception as error:  # noqa: BLE001 - logged; the next tick tries again
+        log.error("raw_prune_failed", extra={"reason": f"{type(error).__name__}: {error}"})
+        return
+    log.info(
+        "raw_pruned",
+        extra={
+            "deleted_objects": report.deleted.objects,
+            "deleted_bytes": report.deleted.bytes,
+            "kept_objects": report.kept.objects,
+            "kept_bytes": report.kept.bytes,
+        },
+    )
 
 
 async def _catch_up(requester: Requester) -> None:

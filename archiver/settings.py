@@ -62,8 +62,14 @@ class Settings:
     worker_poll: timedelta = timedelta(seconds=5)
     lease: timedelta = timedelta(minutes=2)
     body_timeout: timedelta = timedelta(seconds=60)
+    raw_retention: timedelta | None = None
     log_level: str = "INFO"
     admin_token: str | None = field(default=None, repr=False)
+    table_format: str = "parquet"
+    iceberg_catalog: str = "sql"
+    iceberg_catalog_uri: str | None = field(default=None, repr=False)
+    iceberg_table: str = "chat_archive.chat_messages"
+    iceberg_snapshot_retention: timedelta = timedelta(days=7)
     # A forced re-export whose rows fall by more than this fraction is not committed.
     shrink_guard: float = 0.5
 
@@ -198,6 +204,14 @@ def _parse_choice(choices: tuple[str, ...]) -> Parser:
     return parse
 
 
+def _parse_table_name(text: str) -> str:
+    name = text.strip()
+    parts = name.split(".")
+    if len(parts) < 2 or not all(part.replace("_", "").isalnum() for part in parts):
+        raise ValueError(f"expected namespace.table (letters, digits, _), got {text!r}")
+    return name
+
+
 def _parse_log_level(text: str) -> str:
     level = text.strip().upper()
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -245,8 +259,14 @@ _PARSERS: dict[str, Parser] = {
     "worker_poll": _parse_positive_duration,
     "lease": _parse_positive_duration,
     "body_timeout": _parse_positive_duration,
+    "raw_retention": _parse_positive_duration,
     "log_level": _parse_log_level,
     "admin_token": str.strip,
+    "table_format": _parse_choice(("parquet", "iceberg")),
+    "iceberg_catalog": _parse_choice(("sql", "rest", "glue")),
+    "iceberg_catalog_uri": str.strip,
+    "iceberg_table": _parse_table_name,
+    "iceberg_snapshot_retention": _parse_positive_duration,
     "shrink_guard": lambda text: _parse_fraction(text),
 }
 

@@ -58,6 +58,21 @@ def format_duration(seconds: float | None) -> str:
     return f"{minutes}m"
 
 
+def _raw_line(raw: dict[str, Any]) -> str:
+    if raw.get("error"):
+        return f"unknown ({raw['error']})"
+    retention = raw.get("retention_seconds")
+    kept = f"kept {format_duration(retention)}" if retention else "kept for ever"
+    return f"{raw['objects']} objects, {human_bytes(raw['bytes'])}, {kept}"
+
+
+def human_bytes(count: int) -> str:
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if count >= size:
+            return f"{count / size:.1f} {unit}"
+    return f"{count} B"
+
+
 def status_text(document: dict[str, Any]) -> str:
     lines = ["Windows by state"]
     for state, count in document["by_state"].items():
@@ -78,6 +93,9 @@ def status_text(document: dict[str, Any]) -> str:
         else "accepted"
     )
     lines.append(f"API key             {key}")
+    raw = document.get("raw_store")
+    if raw is not None:
+        lines.append(f"Raw store (_raw/)   {_raw_line(raw)}")
     problems = document["problems"]
     lines.append("")
     if not problems:

@@ -164,6 +164,7 @@ def run_service(
     s3_endpoint_url: str | None,
     work_dir: Path,
     timeout: float,
+    extra_env: dict[str, str] | None = None,
 ) -> ServiceRun:
     """Starts `chat-archiver serve`, has it archive WARMUP_WINDOW from `warmup_link`, then
     WINDOW from `link` (a link callback each), and returns what the second took. The
@@ -197,6 +198,7 @@ def run_service(
         }
         if s3_endpoint_url:
             env["ARCHIVER_S3_ENDPOINT_URL"] = s3_endpoint_url
+        env.update(extra_env or {})
         with (work_dir / "serve.log").open("ab") as log:
             process = subprocess.Popen(
                 [sys.executable, "-m", "archiver.cli", "serve"], env=env, stdout=log, stderr=log

@@ -105,9 +105,15 @@ class Run:
 
 
 def run(
-    sizes: list[int], repeat: int, data_dir: Path, work_dir: Path | None, skip_dlt: bool
+    sizes: list[int],
+    repeat: int,
+    data_dir: Path,
+    work_dir: Path | None,
+    skip_dlt: bool,
+    only: str | None = None,
 ) -> int:
-    """Runs every shape at every size; prints the table; 1 if a target is missed."""
+    """Runs every shape (whose name contains `only`, if given) at every size; prints the
+    table; 1 if a target is missed."""
     dlt = not skip_dlt and _has_dlt()
     if not skip_dlt and not dlt:
         print("dlt is not installed (make bench installs it): its column is left out")
@@ -116,6 +122,8 @@ def run(
     with tempfile.TemporaryDirectory(prefix="bench-drift-", dir=work_dir) as tmp:
         for size in sizes:
             for shape in SHAPES:
+                if only is not None and only.lower() not in shape.name.lower():
+                    continue
                 data, floor_input = _files(data_dir, shape, size, WINDOW.start)
                 warm, warm_floor = _files(data_dir, shape, WARMUP_MESSAGES, WARMUP_WINDOW.start)
                 floors, archivers, ratios, cpu_ratios = [], [], [], []

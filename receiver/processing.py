@@ -24,14 +24,18 @@ from receiver.decoding import (
     classify,
     read_batches,
 )
-from receiver.decoding.download import DownloadError, DownloadPolicy, download
+from receiver.decoding.download import DownloadError, DownloadPolicy
+from receiver.export_file import fetch_export_file
 from receiver.fencing import ShrinkRefused, WindowFence
 from receiver.metrics import DOWNLOAD_BYTES, ROWS_REJECTED, ROWS_WRITTEN, WINDOWS_PROCESSED
-from storage.commit import WriteOptions, write_window
+from receiver.spool import disk_full_is_spool_full
+from storage.commit import WriteOptions
 from storage.errors import ErrorKind
 from storage.layout import raw_meta_key
 from storage.ledger import Fenced, Ledger, ProcessingClaim
 from storage.objectstore import ObjectStore
+from storage.schema import STREAM
+from storage.target import CommitTarget, PlainTarget
 
 log = logging.getLogger("chat_archiver.receiver.processing")
 
@@ -46,6 +50,8 @@ class ProcessingConfig:
     max_attempts: int
     retry_delay: timedelta = timedelta(minutes=1)
     tmp_dir: Path | None = None
+    target: CommitTarget | None = None
+    """Where windows are committed; the plain layout on the worker's store when None."""
     # A forced re-export with more than this fraction fewer rows than the committed window
     # is quarantined instead of committed.
     shrink_guard: float = 0.5
@@ -113,13 +119,17 @@ def _process(
 ) -> Outcome:
     with tempfile.TemporaryDirectory(dir=config.tmp_dir, prefix="window-") as work_dir:
         work = Path(work_dir)
-        outcome = _decode_and_write(claim, store, config, work, fence)
+        with disk_full_is_spool_full(work, "processing the window"):
+            outcome = _decode_and_write(claim, store, config, work, fence)
     # The ledger's lifecycle logs each transition (window_committed, window_quarantined, ...).
     now = datetime.now(UTC)
     if outcome.kind == "committed":
         ledger.commit(
             claim, rows=outcome.rows, rejects=outcome.rejects, manifest_key=outcome.detail, now=now
         )
+        target = config.target or PlainTarget(store)
+        for replaced in ledger.replaced_and_covered(STREAM, claim.window):
+            target.retire(replaced)
         ROWS_WRITTEN.inc(outcome.rows)
         ROWS_REJECTED.inc(outcome.rejects)
     elif outcome.kind == "quarantined":
@@ -153,14 +163,17 @@ def _decode_and_write(
     if isinstance(payload, FailureNotice):
         return Outcome("retry", f"the upstream reported a failed export: {payload.reason}")
     if isinstance(payload, LinkNotice):
-        data = work / "download"
         try:
-            size = download(payload.url, data, config.download)
+            fetched = fetch_export_file(
+                store, claim.raw_key, payload.url, work / "download", config.download
+            )
         except DownloadError as error:
             if error.kind is ErrorKind.PERMANENT:
                 return Outcome("quarantined", f"download link refused: {error}")
             return Outcome("retry", f"download failed: {error}")
-        DOWNLOAD_BYTES.inc(size)
+        if fetched.downloaded:
+            DOWNLOAD_BYTES.inc(fetched.size)
+        data = fetched.path
     else:
         assert isinstance(payload, InlineFile)
         data = payload.path
@@ -170,9 +183,9 @@ def _decode_and_write(
     options = config.write
     if options.tmp_dir is None:
         options = WriteOptions(options.part_bytes, options.row_group_bytes, work)
+    target = config.target or PlainTarget(store)
     try:
-        result = write_window(
-            store,
+        result = target.commit_window(
             claim.window,
             claim.export_id,
             fence.batches(read_batches(data, tmp_dir=decode_dir)),

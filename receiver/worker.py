@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 
 from receiver.metrics import PROCESSING_SECONDS, WINDOWS_PROCESSED
 from receiver.processing import ProcessingConfig, process_claim
+from receiver.spool import SpoolFull
 from storage.errors import ErrorKind, kind_of, one_line
 from storage.ledger import Ledger, ProcessingClaim
 from storage.objectstore import ObjectStore
@@ -169,6 +170,9 @@ class ProcessingWorker:
             return
         failures = self._failures.get(claim.window_id, 0) + 1
         self._failures[claim.window_id] = failures
+        if isinstance(error, SpoolFull) and failures >= self._config.max_attempts:
+            await self._quarantine_spool_full(claim, error, failures)
+            return
         delay = min(self._poll_interval * 2 ** (failures - 1), MAX_BACKOFF_SECONDS)
         log.error(
             "window_processing_error",
@@ -213,6 +217,26 @@ class ProcessingWorker:
         self._same_error.pop(claim.window_id, None)
         self._failures.pop(claim.window_id, None)
         return True
+
+    async def _quarantine_spool_full(
+        self, claim: ProcessingClaim, error: SpoolFull, failures: int
+    ) -> None:
+        """A spool too small for this window will stay too small: after repeated tries the
+        window is quarantined with what it needs, for an operator to free space and replay."""
+        reason = f"{error} (tried {failures} times)"
+        try:
+            await asyncio.to_thread(
+                self._ledger.quarantine, claim, reason=reason, now=datetime.now(UTC)
+            )
+        except Exception as ledger_error:  # noqa: BLE001 - the window stays received; retried
+            log.error(
+                "worker_quarantine_failed",
+                extra={"reason": f"{type(ledger_error).__name__}: {ledger_error}"},
+            )
+            return
+        # The ledger's lifecycle logs the transition (window_quarantined).
+        self._failures.pop(claim.window_id, None)
+        WINDOWS_PROCESSED.labels("quarantined").inc()
 
     def _keep_lease(
         self, claim: ProcessingClaim, done: threading.Event, lost: threading.Event

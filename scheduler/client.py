@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -102,6 +103,9 @@ class ExportClient:
         timeout: float = 30.0,
     ) -> None:
         self._retry = retry or RetryPolicy()
+        # Told how long the upstream asked us to wait on a 429, so that every process of the
+        # deployment waits too (see `Requester.throttled`).
+        self.on_throttled: Callable[[float], Awaitable[None]] | None = None
         self._language = language
         self._client = httpx.AsyncClient(
             base_url=base_url,
@@ -162,6 +166,11 @@ class ExportClient:
             if status == 429 or status >= 500:
                 retry_after = retry_after_seconds(response.headers.get("retry-after"))
                 last_problem = f"{status}: {message}"
+                if status == 429 and self.on_throttled is not None:
+                    held = retry_after
+                    if held is None:
+                        held = min(self._retry.max_delay, self._retry.base_delay * 2**attempt)
+                    await self.on_throttled(held)
                 continue
             if status == 400 and "exceeds" in message.lower():
                 raise PeriodTooLong(message)

@@ -21,11 +21,15 @@ from scheduler.metrics import API_KEY_REJECTED, EXPORT_REQUESTS, WINDOWS_PLANNED
 from scheduler.planner import plan_windows, split_window
 from storage.errors import ErrorKind
 from storage.ledger import ExportAttempt, Ledger
+from storage.redaction import add_token
 from storage.schema import STREAM
 
 log = logging.getLogger("chat_archiver.scheduler")
 
 KEY_REJECTED = "api_key_rejected"
+# A tick waits at most this long for its turn in the shared request stream; the next tick
+# takes it up again.
+MAX_TURN_WAIT = timedelta(minutes=5)
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -82,6 +86,8 @@ class Requester:
         self._stream = stream
         self._clock = clock
         self._lock = asyncio.Lock()
+        if client.on_throttled is None:
+            client.on_throttled = self.throttled
 
     async def plan(self) -> int:
         """Adds every window from the start up to now - settle delay to the ledger."""
@@ -111,10 +117,10 @@ class Requester:
                 # saying it; callbacks of exports already requested are still taken.
                 log.error("api_key_rejected", extra={"reason": report.stopped})
                 return report
-            for index in range(self._policy.per_tick):
+            for _ in range(self._policy.per_tick):
                 # Pause before claiming, not after: an interrupted pause leaves nothing claimed.
-                if index and self._policy.pacing:
-                    await asyncio.sleep(self._policy.pacing.total_seconds())
+                if not await self._take_turn():
+                    break  # the shared stream is booked further ahead than a tick waits
                 attempt = await self._claim()
                 if attempt is None:
                     break
@@ -123,6 +129,25 @@ class Requester:
                     report.stopped, report.stop_kind = str(stop), stop.kind
                     break
         return report
+
+    async def _take_turn(self) -> bool:
+        """Waits for this process's turn in the request stream that every process of the
+        ledger shares (`pacing` apart, later after a Retry-After); False if it is too far."""
+        now = self._clock()
+        slot = await asyncio.to_thread(
+            self._ledger.reserve_request_slot, now, self._policy.pacing, MAX_TURN_WAIT
+        )
+        if slot is None:
+            return False
+        if slot > now:
+            await asyncio.sleep((slot - now).total_seconds())
+        return True
+
+    async def throttled(self, seconds: float) -> None:
+        """The upstream asked to slow down (429, Retry-After): every process waits."""
+        until = self._clock() + timedelta(seconds=seconds)
+        await asyncio.to_thread(self._ledger.hold_requests, until)
+        log.warning("export_requests_held", extra={"until": until.isoformat()})
 
     async def _claim(self) -> ExportAttempt | None:
         claiming = asyncio.ensure_future(
@@ -156,6 +181,7 @@ class Requester:
     async def _send(self, attempt: ExportAttempt, report: TickReport) -> UpstreamError | None:
         """Returns the error that must stop requesting for now, or None to go on."""
         url = callback_url(self._public_url, attempt.export_id, attempt.token)
+        add_token(attempt.token)
         fields = {
             "window": str(attempt.window),
             "export_id": attempt.export_id,

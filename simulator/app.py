@@ -24,7 +24,8 @@ Fault switches (SimulatorConfig fields, or keys of POST /_sim/faults):
 (`{"status": 429|500|502|503|504, "count": n, "retry_after": s}`), `failure_notices`
 (n, or `{"count", "error"}`: the next n callbacks are `{"status": "failed", "error"}`),
 `callback_shape` (link-ndjson-gz, link-json, link-csv, link-zip-ndjson, inline-json,
-inline-ndjson), `expire_links` (every link answers 410).
+inline-ndjson), `expire_links` (every link answers 410), `link_ttl` (seconds a link lives),
+`echo_requests` (error answers and failure notices repeat the key and the callback URL).
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ async def request_export(request: Request) -> Response:
         )
     except ApiError as error:
         sim.state.record_export_request(entry | {"status": error.status}, _loose_key(fields, now))
-        return error.response()
+        return _echoed(sim, request, error, fields.get("callbackUrl")).response()
     key = range_key(export.start, export.end)
     sim.state.record_export_request(entry | {"status": 200}, key)
     sim.state.add_exported(export.start, export.end)
@@ -168,6 +169,16 @@ async def request_export(request: Request) -> Response:
         )
     )
     return JSONResponse({"message": EXPORT_STARTED})
+
+
+def _echoed(sim: Simulator, request: Request, error: ApiError, callback_url: object) -> ApiError:
+    """With `echo_requests`, the error repeats the request's key and callback URL."""
+    if sim.state.echoes_requests():
+        error.message += (
+            f" Request: authorization={request.headers.get('authorization')!r}, "
+            f"callbackUrl={callback_url!r}."
+        )
+    return error
 
 
 def _loose_key(fields: dict[str, Any], now: datetime) -> str:
@@ -194,7 +205,7 @@ async def list_messages(request: Request) -> Response:
         if not in_corpus and not sim.state.has_posted_chat(query.chat_id):
             raise chat_not_found()
     except ApiError as error:
-        return error.response()
+        return _echoed(sim, request, error, None).response()
     messages = await anyio.to_thread.run_sync(_chat_messages, sim, query, in_corpus)
     return JSONResponse(messages)
 
@@ -213,7 +224,11 @@ def _chat_messages(sim: Simulator, query: ListQuery, in_corpus: bool) -> list[di
 
     posted = [m for m in sim.state.posted(query.chat_id) if wanted(m)]
     known = heapq.merge(exported() if in_corpus else iter(()), posted, key=_created_at)
-    messages = [dict(message) for message in islice(known, query.limit)]
+    edited, deleted = sim.state.upstream_changes()
+    present = (m for m in known if m["id"] not in deleted)
+    messages = [
+        dict(message) | edited.get(message["id"], {}) for message in islice(present, query.limit)
+    ]
     for message in messages:
         if "senders" in query.joins:
             sender_id, role = message["senderId"], message["role"]
@@ -262,7 +277,9 @@ async def download(request: Request) -> Response:
     sim = _simulator(request)
     name = request.path_params["name"]
     try:
-        stored = sim.files.get(name, force_expired=sim.state.links_expired())
+        stored = sim.files.get(
+            name, force_expired=sim.state.links_expired(), ttl=sim.state.link_ttl()
+        )
     except LinkGone:
         return JSONResponse({"error": "This download link has expired."}, status_code=410)
     if stored is None:

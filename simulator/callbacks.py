@@ -110,7 +110,10 @@ class ExportRunner:
             if plan.drop:
                 self._state.record_callback(_outcome(entry, "dropped", 0, 0, None, None))
             elif plan.failure is not None:
-                body = json.dumps({"status": "failed", "error": plan.failure}).encode()
+                error = plan.failure
+                if plan.echo:
+                    error += f" (key {self._config.api_key}, callback {job.callback_url})"
+                body = json.dumps({"status": "failed", "error": error}).encode()
                 await self._deliver_all(job, plan, entry | {"kind": "failed"}, lambda: body)
             else:
                 await self._export(job, plan, entry | {"kind": "completed"})

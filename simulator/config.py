@@ -49,6 +49,7 @@ class SimulatorConfig:
     fail_export_requests: dict[str, Any] | None = None
     failure_notices: int = 0
     expire_links: bool = False
+    echo_requests: bool = False
 
     def __post_init__(self) -> None:
         if self.callback_shape not in CALLBACK_SHAPES:

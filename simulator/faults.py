@@ -9,6 +9,10 @@
 | `failure_notices: n \\| {"count", "error"}` | the next n callbacks are `{"status": "failed", "error": ...}` |
 | `callback_shape: name` | how the export reaches the callback (see config.CALLBACK_SHAPES) |
 | `expire_links: true` | every download link answers 410 Gone |
+| `edited_messages: {id: {field: value}}` | the listed messages read back changed, as if edited after they were exported |
+| `deleted_messages: [id, ...]` | the listed messages are gone from the chat's messages, as if deleted |
+| `link_ttl: seconds` | download links expire this long after their file was published |
+| `echo_requests: true` | error answers and failure notices repeat the request's `authorization` header and `callbackUrl`, as a careless platform's debug text would |
 | `redeliver: {"count", "after"}` | the next `count` callbacks are delivered once more, `after` seconds after the first delivery (a platform redelivering late) |
 | `revise_per_request: true` | the k-th accepted export of a range (k from 0) has every message edited k times: `content` ends in ` (edit k)` and `updatedAt` is k minutes later |
 | `empty_exports: n` | the next n exports hold no messages at all |
@@ -16,7 +20,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from simulator.config import CALLBACK_SHAPES, SimulatorConfig
@@ -49,6 +53,10 @@ class Faults:
     failure_error: str = DEFAULT_FAILURE
     callback_shape: str = "link-ndjson-gz"
     expire_links: bool = False
+    edited_messages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    deleted_messages: frozenset[str] = frozenset()
+    link_ttl: float = 3600.0
+    echo_requests: bool = False
     redeliver_count: int = 0
     redeliver_after: float = 0.0
     revise_per_request: bool = False
@@ -56,7 +64,11 @@ class Faults:
 
     @classmethod
     def from_config(cls, config: SimulatorConfig) -> Faults:
-        faults = cls(callback_delay=config.callback_delay, callback_shape=config.callback_shape)
+        faults = cls(
+            callback_delay=config.callback_delay,
+            callback_shape=config.callback_shape,
+            link_ttl=config.link_ttl,
+        )
         faults.merge(
             {
                 "duplicate_callbacks": config.duplicate_callbacks,
@@ -64,6 +76,7 @@ class Faults:
                 "fail_export_requests": config.fail_export_requests,
                 "failure_notices": config.failure_notices,
                 "expire_links": config.expire_links,
+                "echo_requests": config.echo_requests,
             }
         )
         return faults
@@ -88,10 +101,20 @@ class Faults:
                 if value not in CALLBACK_SHAPES:
                     raise FaultError(f"callback_shape must be one of {', '.join(CALLBACK_SHAPES)}")
                 changes[key] = value
-            elif key in ("expire_links", "revise_per_request"):
+            elif key in ("expire_links", "echo_requests", "revise_per_request"):
                 if not isinstance(value, bool):
                     raise FaultError(f"{key} must be true or false")
                 changes[key] = value
+            elif key == "edited_messages":
+                if not isinstance(value, dict) or not all(
+                    isinstance(fields, dict) for fields in value.values()
+                ):
+                    raise FaultError("edited_messages must map message ids to objects of fields")
+                changes[key] = {str(id_): dict(fields) for id_, fields in value.items()}
+            elif key == "deleted_messages":
+                if not isinstance(value, list):
+                    raise FaultError("deleted_messages must be a list of message ids")
+                changes[key] = frozenset(str(id_) for id_ in value)
             elif key == "redeliver":
                 if not isinstance(value, dict) or set(value) - {"count", "after"}:
                     raise FaultError('redeliver must be {"count", "after"}')
@@ -99,6 +122,10 @@ class Faults:
                 changes["redeliver_after"] = _seconds("redeliver.after", value.get("after", 0))
             elif key == "empty_exports":
                 changes[key] = _count(key, value)
+            elif key == "link_ttl":
+                if _seconds(key, value) <= 0:
+                    raise FaultError("link_ttl must be a positive number of seconds")
+                changes[key] = float(value)
             else:
                 raise FaultError(f"unknown fault switch {key!r}")
         for key, value in changes.items():
@@ -150,6 +177,10 @@ class Faults:
             "failure_error": self.failure_error,
             "callback_shape": self.callback_shape,
             "expire_links": self.expire_links,
+            "edited_messages": self.edited_messages,
+            "deleted_messages": sorted(self.deleted_messages),
+            "link_ttl": self.link_ttl,
+            "echo_requests": self.echo_requests,
             "redeliver": {"count": self.redeliver_count, "after": self.redeliver_after},
             "revise_per_request": self.revise_per_request,
             "empty_exports": self.empty_exports,

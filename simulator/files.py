@@ -205,13 +205,17 @@ class FileStore:
         with self._lock:
             self._files[name] = stored
 
-    def get(self, name: str, force_expired: bool = False) -> StoredFile | None:
-        """The file behind a link; None if there never was one; LinkGone once it expired."""
+    def get(
+        self, name: str, force_expired: bool = False, ttl: float | None = None
+    ) -> StoredFile | None:
+        """The file behind a link; None if there never was one; LinkGone once it expired
+        (after `ttl` seconds, default the store's own)."""
         with self._lock:
             stored = self._files.get(name)
         if stored is None:
             return None
-        if force_expired or time.monotonic() - stored.created > self.ttl:
+        lifetime = self.ttl if ttl is None else ttl
+        if force_expired or time.monotonic() - stored.created > lifetime:
             raise LinkGone(name)
         return stored
 

@@ -35,6 +35,7 @@ class CallbackPlan:
     failure: str | None
     duplicates: int
     shape: str
+    echo: bool = False
     redeliver_after: float | None = None
     empty: bool = False
 
@@ -85,13 +86,27 @@ class SimulatorState:
                 failure=None if drop else self.faults.take_failure_notice(),
                 duplicates=self.faults.duplicate_callbacks,
                 shape=self.faults.callback_shape,
+                echo=self.faults.echo_requests,
                 redeliver_after=None if drop else self.faults.take_redelivery(),
                 empty=self.faults.take_empty(),
             )
 
+    def upstream_changes(self) -> tuple[dict[str, dict[str, Any]], frozenset[str]]:
+        """Messages edited and deleted since they were exported (fault switches)."""
+        with self._lock:
+            return dict(self.faults.edited_messages), self.faults.deleted_messages
+
     def links_expired(self) -> bool:
         with self._lock:
             return self.faults.expire_links
+
+    def link_ttl(self) -> float:
+        with self._lock:
+            return self.faults.link_ttl
+
+    def echoes_requests(self) -> bool:
+        with self._lock:
+            return self.faults.echo_requests
 
     def update_faults(self, update: Any) -> dict[str, Any]:
         with self._lock:

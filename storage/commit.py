@@ -7,6 +7,10 @@ of any part of this window that the manifest does not list.
 An empty window (no rows) commits with a manifest that lists no parts: no empty Parquet file
 is written, so readers never open a file for nothing, and the manifest still records that
 the window was archived.
+
+A row whose `created_at` lies outside the window goes to the window's rejects with the reason,
+never into the table: the window that holds its `created_at` archives it, so no id is ever
+written by two windows.
 """
 
 from __future__ import annotations
@@ -34,10 +38,20 @@ from storage.layout import (
 from storage.manifest import Manifest, ManifestError, PartInfo, read_manifest
 from storage.objectstore import ObjectStore
 from storage.parquet_parts import LocalPart, PartWriter, rewrite_without
-from storage.records import Lineage, Reject, normalize_batch
-from storage.schema import STREAM, UTC_MICROS
+from storage.records import Lineage, Reject, api_records, normalize_batch
+from storage.schema import MESSAGE_SCHEMA, STREAM, UTC_MICROS
 
-__all__ = ["CommitResult", "PartInfo", "WriteOptions", "split_by_day", "write_window"]
+__all__ = [
+    "CommitResult",
+    "PartInfo",
+    "Staged",
+    "WriteOptions",
+    "split_by_day",
+    "stage",
+    "write_window",
+]
+
+OUTSIDE_WINDOW = "createdAt lies outside the requested window"
 
 
 @dataclass(frozen=True)
@@ -67,7 +81,9 @@ class CommitResult:
 
 
 @dataclass
-class _Staged:
+class Staged:
+    """A window's rows as local Parquet parts, deduplicated, plus its rejects file."""
+
     parts: list[LocalPart]
     rejects: int
     rejects_path: Path
@@ -99,7 +115,7 @@ def write_window(
         raise ValueError("ingested_at must be timezone-aware")
     lineage = Lineage(export_id, window, ingested_at.astimezone(UTC))
     with tempfile.TemporaryDirectory(prefix="chat-archiver-", dir=options.tmp_dir) as tmp:
-        staged = _stage(batches, lineage, Path(tmp), options)
+        staged = stage(batches, lineage, Path(tmp), options)
         rows = sum(part.rows for part in staged.parts)
 
         def check() -> None:
@@ -156,13 +172,18 @@ def split_by_day(batch: pa.RecordBatch) -> Iterator[tuple[date, pa.RecordBatch]]
         yield day, batch.filter(pc.equal(days, pa.scalar(day, pa.date32())))
 
 
-def _stage(
-    batches: Iterable[pa.RecordBatch], lineage: Lineage, tmp: Path, options: WriteOptions
-) -> _Staged:
-    """Writes local parts and the rejects file; removes superseded duplicates."""
-    writer = PartWriter(tmp, options.part_bytes, options.row_group_bytes)
+def stage(
+    batches: Iterable[pa.RecordBatch],
+    lineage: Lineage,
+    tmp: Path,
+    options: WriteOptions,
+    file_schema: pa.Schema = MESSAGE_SCHEMA,
+) -> Staged:
+    """Writes local parts (in `file_schema`: MESSAGE_SCHEMA, possibly with field ids) and the
+    rejects file; removes superseded duplicates and rejects rows outside the window."""
+    writer = PartWriter(tmp, options.part_bytes, options.row_group_bytes, file_schema)
     prints = Fingerprints(tmp / "fingerprints.arrow")
-    staged = _Staged([], 0, tmp / "rejects.jsonl", 0)
+    staged = Staged([], 0, tmp / "rejects.jsonl", 0)
     start = pa.scalar(lineage.window.start, pa.timestamp("us", tz="UTC"))
     end = pa.scalar(lineage.window.end, pa.timestamp("us", tz="UTC"))
     try:
@@ -177,9 +198,18 @@ def _stage(
                 for day, piece in pieces:
                     created = piece.column("created_at")
                     outside = pc.or_(pc.less(created, start), pc.greater_equal(created, end))
-                    staged.outside_window += pc.sum(outside).as_py() or 0
-                    placement = writer.write(day, piece)
-                    prints.add(piece.column("id"), placement.part, placement.offset)
+                    outside_count = pc.sum(outside).as_py() or 0
+                    if outside_count:
+                        for record in api_records(piece.filter(outside)):
+                            rejects_out.write(Reject(OUTSIDE_WINDOW, record).to_json() + "\n")
+                        staged.rejects += outside_count
+                        staged.outside_window += outside_count
+                        piece = piece.filter(pc.invert(outside))
+                        if piece.num_rows == 0:
+                            continue
+                    for chunk in _row_group_slices(piece, options.row_group_bytes):
+                        placement = writer.write(day, chunk)
+                        prints.add(chunk.column("id"), placement.part, placement.offset)
         staged.parts = writer.close()
     except BaseException:
         writer.abort()
@@ -187,9 +217,20 @@ def _stage(
         raise
     for part_index, offsets in _drops(staged.parts, prints.candidates()).items():
         staged.duplicates += len(offsets)
-        rewrite_without(staged.parts[part_index], offsets)
+        rewrite_without(staged.parts[part_index], offsets, file_schema)
     staged.parts = [part for part in staged.parts if part.rows]
     return staged
+
+
+def _row_group_slices(batch: pa.RecordBatch, limit: int) -> Iterator[pa.RecordBatch]:
+    """A decoded batch larger than a row group, cut so that files roll at their size."""
+    if batch.nbytes <= limit or batch.num_rows < 2:
+        yield batch
+        return
+    count = min(-(-batch.nbytes // limit), batch.num_rows)
+    step = -(-batch.num_rows // count)
+    for offset in range(0, batch.num_rows, step):
+        yield batch.slice(offset, step)
 
 
 # What a value a library cannot hold raises (an out-of-range date, a type it cannot convert).

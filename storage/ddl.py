@@ -2,6 +2,10 @@
 
 Types come from MESSAGE_SCHEMA; `role` is a plain string to every engine (its dictionary
 encoding is a storage detail), and `date` is the partition column from the object layout.
+
+Every dialect also gets a `{table}_latest` view with one row per message id: the newest
+`updated_at`, then the newest `_ingested_at`. A globbing reader of the table itself can see a
+message twice while a window is being replaced (see the README); the view never does.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from storage.errors import UserError
 from storage.objectstore import local_path
 from storage.schema import MESSAGE_SCHEMA, STREAM
 
-DIALECTS = ("athena", "bigquery", "snowflake", "duckdb", "trino")
+DIALECTS = ("athena", "bigquery", "snowflake", "duckdb", "trino", "spark")
 
 _TABLE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*){0,2}$")
 
@@ -31,7 +35,30 @@ def render_ddl(dialect: str, location: str, table: str = STREAM) -> str:
         raise DdlError(f"unknown dialect {dialect!r}; choose one of {', '.join(DIALECTS)}")
     if not _TABLE_NAME.match(table):
         raise DdlError(f"table name {table!r} is not a plain [catalog.][schema.]name")
-    return render(location, table)
+    return render(location, table) + "\n" + latest_view(dialect, table)
+
+
+LATEST_ORDER = "updated_at DESC NULLS LAST, _ingested_at DESC"
+
+
+def latest_view(dialect: str, table: str) -> str:
+    """`{table}_latest`: one row per id, the newest version (ROW_NUMBER; QUALIFY where the
+    engine has it)."""
+    view = f"{table}_latest"
+    rank = f"ROW_NUMBER() OVER (PARTITION BY id ORDER BY {LATEST_ORDER})"
+    comment = "-- One row per message id: the newest updated_at, then the newest _ingested_at.\n"
+    if dialect in ("duckdb", "snowflake"):
+        body = f"SELECT * FROM {table}\nQUALIFY {rank} = 1"
+    elif dialect == "bigquery":
+        body = f"SELECT * FROM {table}\nWHERE TRUE\nQUALIFY {rank} = 1"
+    else:
+        quote = (lambda name: f"`{name}`") if dialect == "spark" else (lambda name: f'"{name}"')
+        names = ", ".join(quote(name) for name in [*MESSAGE_SCHEMA.names, "date"])
+        body = (
+            f"SELECT {names}\nFROM (SELECT *, {rank} AS _version_rank FROM {table})\n"
+            "WHERE _version_rank = 1"
+        )
+    return f"{comment}CREATE OR REPLACE VIEW {view} AS\n{body};\n"
 
 
 def _athena(location: str, table: str) -> str:
@@ -149,12 +176,30 @@ SELECT * FROM read_parquet({glob}, hive_partitioning = true);
 """
 
 
+def _spark(location: str, table: str) -> str:
+    root = _stream_url(location).replace("s3://", "s3a://", 1)
+    columns = _columns(lambda name: f"`{name}`", _SPARK)
+    return f"""\
+-- Spark SQL: a Parquet table over the layout; `date` is discovered from the paths.
+{_object_store_note(location)}CREATE TABLE IF NOT EXISTS {table} (
+{columns},
+  `date` STRING
+)
+USING PARQUET
+PARTITIONED BY (`date`)
+LOCATION {_literal(root + "/")};
+
+MSCK REPAIR TABLE {table};
+"""
+
+
 _RENDERERS: dict[str, Callable[[str, str], str]] = {
     "athena": _athena,
     "bigquery": _bigquery,
     "snowflake": _snowflake,
     "duckdb": _duckdb,
     "trino": _trino,
+    "spark": _spark,
 }
 
 
@@ -186,6 +231,7 @@ _ATHENA = {"text": "string", "time": "timestamp"}
 _BIGQUERY = {"text": "STRING", "time": "TIMESTAMP"}
 _SNOWFLAKE = {"text": "VARCHAR", "time": "TIMESTAMP_NTZ"}
 _TRINO = {"text": "varchar", "time": "timestamp(3)"}
+_SPARK = {"text": "STRING", "time": "TIMESTAMP"}
 
 
 def _stream_url(location: str) -> str:

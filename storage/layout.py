@@ -105,3 +105,18 @@ def raw_body_key(export_id: str, received_at: datetime, callback_id: str) -> str
 
 def raw_meta_key(body_key: str) -> str:
     return body_key.removesuffix(".body") + ".json"
+
+
+def raw_download_key(body_key: str) -> str:
+    """Where the file a link notice pointed at is kept, beside the callback body."""
+    return body_key.removesuffix(".body") + ".download"
+
+
+def raw_received_at(key: str) -> datetime | None:
+    """The arrival time in a raw object's name (`{received_at}-{callback_id}.ext`), or None."""
+    name = key.rsplit("/", 1)[-1]
+    stamp = name.split("-", 1)[0]
+    try:
+        return datetime.strptime(stamp, _TS_MICRO_FORMAT).replace(tzinfo=UTC)
+    except ValueError:
+        return None

@@ -33,6 +33,7 @@ class WindowState(enum.StrEnum):
     FAILED = "failed"
     QUARANTINED = "quarantined"
     SPLIT = "split"
+    REPLACED = "replaced"
 
 
 STATES: tuple[WindowState, ...] = tuple(WindowState)
@@ -40,12 +41,19 @@ STATES: tuple[WindowState, ...] = tuple(WindowState)
 IN_FLIGHT: frozenset[WindowState] = frozenset({WindowState.REQUESTED, WindowState.RECEIVED})
 # Where a window rests until someone acts; `backfill` waits for these.
 FINAL: frozenset[WindowState] = frozenset(
-    {WindowState.COMMITTED, WindowState.FAILED, WindowState.QUARANTINED, WindowState.SPLIT}
+    {
+        WindowState.COMMITTED,
+        WindowState.FAILED,
+        WindowState.QUARANTINED,
+        WindowState.SPLIT,
+        WindowState.REPLACED,
+    }
 )
 # What an operator must look at: `status` problems, the alerts in docs/operations.md.
 PROBLEMS: tuple[WindowState, ...] = (WindowState.FAILED, WindowState.QUARANTINED)
-# Replaced by its halves: history, never requested or processed again, not a problem.
-RETIRED: frozenset[WindowState] = frozenset({WindowState.SPLIT})
+# Replaced by its halves, or by windows of another length (`export --replace`): history, never
+# requested or processed again, not a problem.
+RETIRED: frozenset[WindowState] = frozenset({WindowState.SPLIT, WindowState.REPLACED})
 
 # The reason migrated split windows carried when `split` was stored as `failed`.
 LEGACY_SPLIT_REASON = "split into halves"
@@ -70,6 +78,7 @@ class Step(enum.StrEnum):
     RETRY = "retry"
     GIVE_UP = "give_up"
     REPLAY = "replay"
+    REPLACE = "replace"
 
 
 @dataclass(frozen=True)
@@ -191,6 +200,16 @@ TRANSITIONS: Mapping[Step, Transition] = {
         ("next_request_at", *_LEASE),
         "window_failed",
         logging.ERROR,
+    ),
+    # `export --replace`: windows of another length take over this one's time. Its committed
+    # rows stay readable until theirs are committed; its callbacks are superseded.
+    Step.REPLACE: _t(
+        {S.PLANNED, S.REQUESTED, S.COMMITTED, S.FAILED, S.QUARANTINED},
+        S.REPLACED,
+        ("reason",),
+        ("next_request_at", "deadline_at", *_LEASE),
+        "window_replaced",
+        logging.WARNING,
     ),
     Step.REPLAY: _t(
         {S.PLANNED, S.REQUESTED, S.RECEIVED, S.COMMITTED, S.FAILED, S.QUARANTINED},

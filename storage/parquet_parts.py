@@ -38,10 +38,12 @@ DICTIONARY_COLUMNS = [
 ]
 
 
-def parquet_writer(sink: pa.NativeFile) -> pq.ParquetWriter:
+def parquet_writer(sink: pa.NativeFile, schema: pa.Schema = MESSAGE_SCHEMA) -> pq.ParquetWriter:
+    """`schema` is MESSAGE_SCHEMA, or the Iceberg data files' variant of it (field ids, `role`
+    as plain strings: Parquet dictionary-encodes it either way)."""
     return pq.ParquetWriter(
         sink,
-        MESSAGE_SCHEMA,
+        schema,
         compression="zstd",
         write_statistics=True,
         use_dictionary=DICTIONARY_COLUMNS,
@@ -75,8 +77,15 @@ class _OpenPart:
 class PartWriter:
     """Writes MESSAGE_SCHEMA batches of one date each into a series of local files per date."""
 
-    def __init__(self, directory: Path, part_bytes: int, row_group_bytes: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        part_bytes: int,
+        row_group_bytes: int,
+        file_schema: pa.Schema = MESSAGE_SCHEMA,
+    ) -> None:
         self.directory = directory
+        self.file_schema = file_schema
         self.part_bytes = part_bytes
         self.row_group_bytes = row_group_bytes
         self.parts: list[LocalPart] = []
@@ -117,7 +126,7 @@ class PartWriter:
         path = self.directory / f"part-{index:06d}.parquet"
         self.parts.append(LocalPart(day, path))
         sink = pa.OSFile(str(path), "wb")
-        current = _OpenPart(index, sink, parquet_writer(sink))
+        current = _OpenPart(index, sink, parquet_writer(sink, self.file_schema))
         self._open[day] = current
         return current
 
@@ -126,8 +135,10 @@ class PartWriter:
         if current.buffer:
             table = pa.Table.from_batches(current.buffer, _BUFFERED_SCHEMA)
             current.buffer = []
-            roles = pc.dictionary_encode(table.column(_ROLE).combine_chunks())
-            table = table.set_column(_ROLE, MESSAGE_SCHEMA.field(_ROLE), roles)
+            role_field = self.file_schema.field(_ROLE)
+            if pa.types.is_dictionary(role_field.type):
+                roles = pc.dictionary_encode(table.column(_ROLE).combine_chunks())
+                table = table.set_column(_ROLE, role_field, roles)
             current.writer.write_table(table, row_group_size=max(table.num_rows, 1))
             del table
             # Give the row group's memory back now, before the next one fills up: Arrow's
@@ -157,7 +168,9 @@ def _compact(batch: pa.RecordBatch) -> pa.RecordBatch:
     return pa.ipc.read_record_batch(plain.serialize(), _BUFFERED_SCHEMA)
 
 
-def rewrite_without(part: LocalPart, drop_offsets: list[int]) -> None:
+def rewrite_without(
+    part: LocalPart, drop_offsets: list[int], file_schema: pa.Schema = MESSAGE_SCHEMA
+) -> None:
     """Rewrites a part without the rows at `drop_offsets` (sorted), one row group at a time.
 
     A part left with no rows is removed and its `rows` set to 0.
@@ -167,7 +180,7 @@ def rewrite_without(part: LocalPart, drop_offsets: list[int]) -> None:
     kept = 0
     start = 0
     with pa.OSFile(str(tmp), "wb") as sink:
-        writer = parquet_writer(sink)
+        writer = parquet_writer(sink, file_schema)
         for group in range(source.num_row_groups):
             table = source.read_row_group(group)
             rows = table.num_rows

@@ -117,6 +117,25 @@ def normalize_batch(batch: pa.RecordBatch, lineage: Lineage) -> Normalized:
     return Normalized(out, rejects)
 
 
+def api_records(batch: pa.RecordBatch) -> list[dict[str, Any]]:
+    """MESSAGE_SCHEMA rows back in the API's field names (timestamps as ISO text, `extra`
+    fields merged in), for the rejects file."""
+    names = {column: field for field, column in API_FIELDS.items()}
+    out = []
+    for row in batch.to_pylist():
+        record: dict[str, Any] = json.loads(row["extra"]) if row.get("extra") else {}
+        for column, value in row.items():
+            if column in names:
+                shown = (
+                    value.isoformat().replace("+00:00", "Z")
+                    if isinstance(value, datetime)
+                    else value
+                )
+                record[names[column]] = shown
+        out.append(record)
+    return out
+
+
 def as_string(array: pa.Array) -> pa.Array:
     """Any column as strings: text as is, scalars in their usual text form, nested as JSON."""
     array = _plain(array)

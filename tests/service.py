@@ -30,18 +30,27 @@ class RunningService:
     settings: Settings
 
     def export_for(self, window: Window) -> ExportAttempt:
-        """A window in state `requested` with a live export id and token, as after a request."""
+        """A window in state `requested` with a live export id and token, as after a request.
+
+        The service's own start-up tick may claim the window first (and fail to send it to its
+        unused upstream); asking again takes it back, as `export` would."""
         self.ledger.plan(STREAM, [window])
-        self.ledger.force_due(STREAM, [window], include_committed=True, now=datetime.now(UTC))
-        [attempt] = self.ledger.claim_due(
-            STREAM,
-            datetime.now(UTC),
-            limit=1,
-            callback_timeout=timedelta(hours=6),
-            max_attempts=5,
-        )
-        assert attempt.window == window
-        return attempt
+        for _ in range(5):
+            self.ledger.force_due(
+                STREAM, [window], include_committed=True, rerequest=True, now=datetime.now(UTC)
+            )
+            claimed = self.ledger.claim_due(
+                STREAM,
+                datetime.now(UTC),
+                limit=1,
+                callback_timeout=timedelta(hours=6),
+                max_attempts=5,
+            )
+            if claimed:
+                [attempt] = claimed
+                assert attempt.window == window
+                return attempt
+        raise AssertionError(f"could not claim {window} for a test export")
 
     def callback_url(self, attempt: ExportAttempt) -> str:
         return f"{self.url}/callbacks/{attempt.export_id}/{attempt.token}"

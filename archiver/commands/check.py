@@ -20,6 +20,7 @@ from scheduler.client import MESSAGES_PATH
 from scheduler.requester import KEY_REJECTED, key_fingerprint
 from storage.ledger import Ledger, LedgerError
 from storage.objectstore import StoreError, open_store
+from storage.redaction import redact
 
 PROBE_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 NO_SUCH_CHAT = "00000000-0000-4000-8000-000000000000"
@@ -196,13 +197,13 @@ def check(
             "checks": [asdict(result) for result in results],
             "key_rejection_cleared": cleared,
         }
-        print(json.dumps(document, indent=2))
+        print(redact(json.dumps(document, indent=2)))
     else:
         for result in results:
             if result.ok:
                 print(f"ok    {result.name}: {result.detail}")
             else:
-                print(f"FAIL  {result.name}: {result.detail}")
+                print(redact(f"FAIL  {result.name}: {result.detail}"))
         if cleared:
             print("      the key is accepted again; requests resume")
     return 0 if ok else 1

@@ -8,7 +8,7 @@ import json
 import sys
 import time
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from archiver.errors import CommandError
 from archiver.logs import configure_logging
@@ -23,7 +23,9 @@ from storage.errors import ErrorKind
 from storage.layout import Window
 from storage.ledger import Ledger, WindowRecord
 from storage.lifecycle import FINAL, PROBLEMS, RETIRED, WindowState
+from storage.redaction import redact
 from storage.schema import STREAM
+from storage.windows import clip
 
 POLL_SECONDS = 1.0
 
@@ -69,18 +71,57 @@ async def _request_all(
             await asyncio.sleep(POLL_SECONDS)
 
 
-def export(settings: Settings, start: datetime, end: datetime) -> int:
+def refuse_overlaps(ledger: Ledger, windows: list[Window], command: str) -> None:
+    """One line naming the first window of another length these would overlap, and the way out."""
+    clashes = ledger.conflicts(STREAM, windows)
+    if not clashes:
+        return
+    clash = clashes[0]
+    first = min(windows[0].start, clash.window.start).isoformat()
+    last = max(windows[-1].end, clash.window.end).isoformat()
+    more = f" (and {len(clashes) - 1} more)" if len(clashes) > 1 else ""
+    raise CommandError(
+        f"{command} refused: the window {clash.window} ({clash.state}) overlaps the requested "
+        f"windows{more}, and windows never overlap. To replace it with windows of "
+        f"ARCHIVER_WINDOW, run: chat-archiver export --replace --start {first} --end {last}"
+    )
+
+
+def replacement_windows(ledger: Ledger, windows: list[Window], length: timedelta) -> list[Window]:
+    """The requested windows widened to cover every window of another length they overlap, so
+    nothing those covered is left without a window; edges not on a multiple of `length` are
+    cut to the replaced windows' bounds."""
+    clashes = ledger.conflicts(STREAM, windows)
+    if not clashes:
+        return windows
+    low = min(windows[0].start, *(clash.window.start for clash in clashes))
+    high = max(windows[-1].end, *(clash.window.end for clash in clashes))
+    return clip(windows_between(low, high, length), low, high)
+
+
+def export(settings: Settings, start: datetime, end: datetime, replace: bool = False) -> int:
     configure_logging("WARNING", settings.secrets)
     windows = _windows(settings, start, end)
     ledger = Ledger.open(settings.ledger_url)
     client = export_client(settings)
     sent: list[str] = []
     try:
+        now = datetime.now(UTC)
+        if replace:
+            windows = replacement_windows(ledger, windows, settings.window)
+            retired = ledger.replace(
+                STREAM,
+                windows,
+                reason=f"replaced by export --replace of {len(windows)} window(s)",
+                now=now,
+            )
+            if retired:
+                print(f"replacing {retired} window(s) of another length")
+        else:
+            refuse_overlaps(ledger, windows, "export")
         # A committed window is re-exported by force; one waiting for its callback gets a new
         # attempt (the earlier ones stay eligible); one being processed is left to finish.
-        ledger.force_due(
-            STREAM, windows, include_committed=True, rerequest=True, now=datetime.now(UTC)
-        )
+        ledger.force_due(STREAM, windows, include_committed=True, rerequest=True, now=now)
         stopped = asyncio.run(_send(settings, ledger, windows, client, sent))
         for window in windows:
             print(f"{window}  {_what_was_sent(ledger.window(STREAM, window), set(sent))}")
@@ -139,6 +180,7 @@ def backfill(
     ledger = Ledger.open(settings.ledger_url)
     client = export_client(settings)
     try:
+        refuse_overlaps(ledger, windows, "backfill")
         ledger.force_due(STREAM, windows, include_committed=force, now=datetime.now(UTC))
         outcome = asyncio.run(_backfill(settings, ledger, windows, client, timeout))
         records = _covering(ledger, windows)
@@ -161,7 +203,7 @@ def backfill(
         print(json.dumps(document, indent=2))
     else:
         for record in failed:
-            print(f"{record.state}: {record.window}  {record.reason}", file=sys.stderr)
+            print(redact(f"{record.state}: {record.window}  {record.reason}"), file=sys.stderr)
         if outcome == "timed_out":
             print(f"gave up waiting after {timeout:.0f}s for:", file=sys.stderr)
             for record in records:

@@ -10,6 +10,7 @@ from archiver.ledger_access import open_existing
 from archiver.settings import Settings
 from archiver.status_report import window_json, windows_table
 from storage.lifecycle import WindowState
+from storage.redaction import redact
 from storage.schema import STREAM
 
 
@@ -27,9 +28,9 @@ def list_windows(
         ledger.close()
     entries = [window_json(record) for record in records]
     if as_json:
-        print(json.dumps(entries, indent=2))
+        print(redact(json.dumps(entries, indent=2)))
     elif entries:
-        print(windows_table(entries))
+        print(redact(windows_table(entries)))
         print(f"{len(entries)} window(s)")
     else:
         print("no windows")

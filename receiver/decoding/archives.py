@@ -3,13 +3,13 @@
 Nothing is unpacked to disk except a zip inside another archive (zip needs to seek). Every
 decompressed byte is counted against one budget per downloaded file, so a decompression bomb
 stops with a DecodeError after at most `MAX_RATIO` times the file's size (or `RATIO_FLOOR` for
-small files), instead of filling the disk or the memory.
+small files), instead of filling the memory; a nested zip's copy also stops with SpoolFull once
+the disk is down to its reserve, so even a bomb inside the budget never fills the disk.
 """
 
 from __future__ import annotations
 
 import io
-import shutil
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import IO, cast
 
 from receiver.decoding.errors import DecodeError
+from receiver.spool import Headroom, human_size, is_disk_full
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGICS = (b"PK\x03\x04", b"PK\x05\x06")  # a member's header; an empty archive's end record
@@ -141,11 +142,27 @@ class _GzipMembers(io.RawIOBase):
         return len(data)
 
 
-def spool(opener: Opener, directory: Path) -> Path:
-    """Copies a stream to a file in the fresh `directory` (zip archives need to seek)."""
+def spool(opener: Opener, directory: Path, budget: ExpansionBudget | None = None) -> Path:
+    """Copies a stream to a file in the fresh `directory` (zip archives need to seek); raises
+    SpoolFull, leaving no file, once the disk is down to its reserve."""
     target = directory / "nested.zip"
-    with opener() as source, target.open("wb") as sink:
-        shutil.copyfileobj(source, sink, COPY_CHUNK)
+    what = "the zip inside the archive"
+    if budget is not None:
+        what += f" (which may expand to {human_size(budget.limit - budget.used)})"
+    headroom = Headroom(directory, what)
+    try:
+        with opener() as source, target.open("wb") as sink:
+            while chunk := source.read(COPY_CHUNK):
+                headroom.wrote(len(chunk))
+                sink.write(chunk)
+    except OSError as error:
+        target.unlink(missing_ok=True)
+        if is_disk_full(error):
+            raise headroom.full() from None
+        raise
+    except BaseException:
+        target.unlink(missing_ok=True)
+        raise
     return target
 
 

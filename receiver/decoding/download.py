@@ -11,13 +11,16 @@ answer that changes between the check and the connection (DNS rebinding) cannot 
 request. Environment proxy settings are ignored for the same reason: the proxy would connect
 wherever it liked.
 
-The body is streamed to disk and capped while streaming; a partial file is removed on any
-failure. 5xx, 408, 429 and network errors are retried with backoff; 403, 404 and 410 mean the
-short-lived link has expired.
+The body is streamed to disk and capped while streaming; the spool's free space is checked
+against the announced size before the first byte and kept above a reserve while streaming, so a
+download never fills the disk (`SpoolFull`); a partial file is removed on any failure. 5xx, 408,
+429 and network errors are retried with backoff; 403, 404 and 410 mean the short-lived link has
+expired.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import socket
 import ssl
@@ -30,6 +33,7 @@ from urllib.parse import urljoin
 
 import httpx
 
+from receiver.spool import Headroom, SpoolFull, ensure_room, is_disk_full
 from storage.errors import ErrorKind, TransientError
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
@@ -100,9 +104,20 @@ def download(
     """Streams the file at `url` to `dest`; returns the bytes written.
 
     `progress`, if given, is called with the running total after each chunk. Raises
-    DownloadRefused, LinkExpired or DownloadError (after `policy.retries` retries); `dest`
-    does not exist afterwards in those cases.
+    DownloadRefused, LinkExpired or DownloadError (after `policy.retries` retries), or
+    SpoolFull; `dest` does not exist afterwards in those cases.
     """
+    return download_with_digest(url, dest, policy, progress=progress)[0]
+
+
+def download_with_digest(
+    url: str,
+    dest: Path,
+    policy: DownloadPolicy,
+    *,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[int, str]:
+    """As `download`, and the SHA-256 (hex) of the bytes written, computed while streaming."""
     networks = tuple(ipaddress.ip_network(cidr, strict=False) for cidr in policy.allowed_networks)
     try:
         return _follow(url, dest, policy, networks, progress)
@@ -117,7 +132,7 @@ def _follow(
     policy: DownloadPolicy,
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...],
     progress: Callable[[int], None] | None,
-) -> int:
+) -> tuple[int, str]:
     current, previous_scheme = url, None
     redirects = failures = 0
     while True:
@@ -133,7 +148,7 @@ def _follow(
                 ) from None
             time.sleep(_delay(policy, failures, problem.retry_after))
             continue
-        if isinstance(result, int):
+        if isinstance(result, tuple):
             return result
         redirects += 1
         if redirects > policy.max_redirects:
@@ -234,9 +249,9 @@ def _fetch(
     dest: Path,
     policy: DownloadPolicy,
     progress: Callable[[int], None] | None,
-) -> int | str:
-    """One request to the first reachable checked address: bytes written, or a redirect's
-    absolute location."""
+) -> tuple[int, str] | str:
+    """One request to the first reachable checked address: bytes written and their SHA-256,
+    or a redirect's absolute location."""
     headers = {"Host": target.netloc.decode("ascii"), "Accept-Encoding": "identity"}
     extensions = (
         {"sni_hostname": target.raw_host.decode("ascii")} if target.scheme == "https" else {}
@@ -267,7 +282,7 @@ def _handle(
     dest: Path,
     policy: DownloadPolicy,
     progress: Callable[[int], None] | None,
-) -> int | str:
+) -> tuple[int, str] | str:
     status = response.status_code
     if status in _REDIRECTS and "location" in response.headers:
         return urljoin(str(target), response.headers["location"])
@@ -282,11 +297,16 @@ def _handle(
         raise DownloadTooLarge(
             f"the file is {int(declared)} bytes, more than the {policy.max_bytes}-byte limit"
         )
+    expected = int(declared) if declared.isdigit() else None
+    if expected is not None:
+        ensure_room(dest.parent, expected, "the download")
+    headroom = Headroom(dest.parent, "the download", expected)
     encoding = response.headers.get("content-encoding", "").strip().lower()
     chunks = (
         response.iter_raw(_CHUNK) if encoding in _RAW_ENCODINGS else response.iter_bytes(_CHUNK)
     )
     written = 0
+    digest = hashlib.sha256()
     try:
         with dest.open("wb") as sink:
             for chunk in chunks:
@@ -295,16 +315,23 @@ def _handle(
                     raise DownloadTooLarge(
                         f"the file grew past the {policy.max_bytes}-byte limit; abandoned"
                     )
+                headroom.wrote(len(chunk))
                 sink.write(chunk)
+                digest.update(chunk)
                 if progress is not None:
                     progress(written)
     except httpx.RequestError as error:
         dest.unlink(missing_ok=True)
         raise _Transient(f"the transfer broke after {written} bytes: {error}") from None
-    except DownloadError:
+    except (DownloadError, SpoolFull):
         dest.unlink(missing_ok=True)
         raise
-    return written
+    except OSError as error:
+        dest.unlink(missing_ok=True)
+        if is_disk_full(error):
+            raise headroom.full() from None
+        raise
+    return written, digest.hexdigest()
 
 
 def _retry_after(response: httpx.Response) -> float | None:

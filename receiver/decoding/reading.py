@@ -86,7 +86,7 @@ def _read(
     if isinstance(found, Gzip):
         yield from _read(gunzip(opener, budget), None, depth + 1, budget, batch_rows, scratch)
     elif isinstance(found, Zip):
-        archive = path if path is not None else spool(opener, scratch())
+        archive = path if path is not None else spool(opener, scratch(), budget)
         with zip_members(archive, budget) as members:
             for name, member in members:
                 try:

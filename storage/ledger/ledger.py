@@ -2,6 +2,8 @@
 
 Every method is synchronous, thread-safe and runs in its own short transaction, so callers on
 worker threads (via `run_in_threadpool`), other replicas and CLI commands can share one ledger.
+Every `reason` is redacted before it is stored: an upstream error that echoes the API key or a
+callback URL must not put them in the database, `status` or `check`.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from storage.layout import Window
-from storage.ledger import history, intake, owners, planning, reading
+from storage.ledger import history, intake, owners, planning, reading, replacing
+from storage.ledger import pacing as request_stream
 from storage.ledger.connect import Database, first_line
 from storage.ledger.models import (
     CallbackRecord,
@@ -27,7 +30,8 @@ from storage.ledger.models import (
 )
 from storage.ledger.owners import OwnerLock
 from storage.ledger.planning import insert_ignoring_conflicts
-from storage.ledger.tables import meta
+from storage.ledger.tables import meta, window_record
+from storage.redaction import redact
 
 log = logging.getLogger("chat_archiver.ledger")
 
@@ -97,12 +101,42 @@ class Ledger:
                 statement.on_conflict_do_update(index_elements=["key"], set_={"value": value})
             )
 
+    # The export request stream every process of the deployment shares.
+
+    def reserve_request_slot(
+        self, now: datetime, pacing: timedelta, max_wait: timedelta
+    ) -> datetime | None:
+        """When this process may send its next export request; None if not within
+        `max_wait` (then nothing is reserved)."""
+        with self._db.write() as conn:
+            return request_stream.reserve(conn, now, pacing, max_wait)
+
+    def hold_requests(self, until: datetime) -> None:
+        """No process of the deployment sends an export request before `until`."""
+        with self._db.write() as conn:
+            request_stream.hold(conn, until)
+
     # Planning and requesting (the scheduler).
 
     def plan(self, stream: str, windows: Sequence[Window]) -> int:
         """Adds the windows not yet known as `planned`; returns how many were new."""
         with self._db.write() as conn:
             return planning.plan(conn, stream, windows, _now())
+
+    def conflicts(self, stream: str, windows: Sequence[Window]) -> list[WindowRecord]:
+        """Windows in the ledger of another length that overlap `windows`."""
+        with self._db.read() as conn:
+            return [window_record(row) for row in replacing.conflicts(conn, stream, windows)]
+
+    def replace(self, stream: str, windows: Sequence[Window], *, reason: str, now: datetime) -> int:
+        """Retires the windows of another length that `windows` overlap and adds `windows`,
+        in one transaction; returns how many were retired."""
+        with self._db.write() as conn:
+            return replacing.replace(conn, stream, windows, reason=reason, now=now)
+
+    def replaced_and_covered(self, stream: str, window: Window) -> list[Window]:
+        with self._db.read() as conn:
+            return replacing.replaced_and_covered(conn, stream, window)
 
     def force_due(
         self,
@@ -159,7 +193,9 @@ class Ledger:
         `retry_at` None means the refusal is permanent and the window becomes `failed`.
         """
         with self._db.write() as conn:
-            planning.request_failed(conn, export_id, reason=reason, retry_at=retry_at, now=_now())
+            planning.request_failed(
+                conn, export_id, reason=redact(reason), retry_at=retry_at, now=_now()
+            )
 
     def replace_with_halves(
         self, window_id: int, halves: tuple[Window, Window], *, reason: str
@@ -263,7 +299,7 @@ class Ledger:
 
     def quarantine(self, claim: ProcessingClaim, *, reason: str, now: datetime) -> None:
         with self._db.write() as conn:
-            intake.quarantine(conn, claim, reason=reason, now=now)
+            intake.quarantine(conn, claim, reason=redact(reason), now=now)
 
     def attempt_failed(
         self,
@@ -276,7 +312,12 @@ class Ledger:
     ) -> None:
         with self._db.write() as conn:
             intake.attempt_failed(
-                conn, claim, reason=reason, now=now, max_attempts=max_attempts, retry_at=retry_at
+                conn,
+                claim,
+                reason=redact(reason),
+                now=now,
+                max_attempts=max_attempts,
+                retry_at=retry_at,
             )
 
     def requeue(
@@ -324,6 +365,11 @@ class Ledger:
     def summary(self, stream: str) -> Summary:
         with self._db.read() as conn:
             return reading.summary(conn, stream)
+
+    def state_counts(self, stream: str) -> Summary:
+        """Only `by_state` and `last_committed`, cheaply: what the gauges need."""
+        with self._db.read() as conn:
+            return reading.state_counts(conn, stream)
 
     # A window's history, for the status page.
 

@@ -8,6 +8,7 @@ with `FOR UPDATE SKIP LOCKED` so replicas never request one window twice; on SQL
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
 import uuid
 from collections.abc import Sequence
@@ -26,6 +27,8 @@ from storage.ledger.tables import exports, window_of, windows
 from storage.lifecycle import Event, Step, WindowState
 
 _INSERT_CHUNK = 500
+
+log = logging.getLogger("chat_archiver.ledger")
 
 
 def insert_ignoring_conflicts(conn: Connection, table: Any) -> Any:
@@ -79,7 +82,9 @@ def plan(conn: Connection, stream: str, spans: Sequence[Window], now: datetime) 
         if not locked:
             # Another replica is planning the same stream right now; its windows are ours too.
             return 0
-    return add_windows(conn, stream, spans, now)
+    from storage.ledger.replacing import fit_to_ledger
+
+    return add_windows(conn, stream, fit_to_ledger(conn, stream, spans), now)
 
 
 def force_due(
@@ -260,6 +265,13 @@ def replace_with_halves(
     conn: Connection, window_id: int, halves: tuple[Window, Window], now: datetime, reason: str
 ) -> None:
     row = lock_window(conn, window_id)
+    if row.state == WindowState.RECEIVED:
+        # A callback of an earlier attempt arrived meanwhile: the window is whole after all.
+        log.warning(
+            "window_split_skipped",
+            extra={"window": str(window_of(row)), "state": row.state, "reason": reason},
+        )
+        return
     move(
         conn,
         row,

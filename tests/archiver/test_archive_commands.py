@@ -32,7 +32,7 @@ def _messages(count: int) -> pa.RecordBatch:
                 "chatId": "11111111-1111-4111-8111-111111111111",
                 "content": f"message {index}",
                 "role": "user",
-                "createdAt": f"2026-05-01T2{index % 4}:30:00Z"
+                "createdAt": f"2026-05-01T2{2 + index % 4 // 2}:30:00Z"
                 if index % 2
                 else f"2026-05-02T0{index % 2}:15:00.5+00:00",
             }
@@ -59,8 +59,13 @@ def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_verify_passes_on_an_intact_archive_and_names_every_problem(archive: Path) -> None:
-    env = {"ARCHIVER_STORAGE_URL": f"file://{archive}"}
+def test_verify_passes_on_an_intact_archive_and_names_every_problem(
+    archive: Path, tmp_path: Path
+) -> None:
+    env = {
+        "ARCHIVER_STORAGE_URL": f"file://{archive}",
+        "ARCHIVER_LEDGER_URL": f"sqlite:///{tmp_path}/ledger.db",
+    }
     assert _cli("verify", **env).returncode == 0
     parts = sorted(archive.glob("chat_messages/*/*.parquet"))
     assert len(parts) == 2

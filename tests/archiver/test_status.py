@@ -143,6 +143,7 @@ def test_json_lists_states_last_committed_oldest_uncommitted_lag_and_problems(
         "failed": 1,
         "quarantined": 1,
         "split": 0,
+        "replaced": 0,
     }
     last = document["last_committed"]
     assert (last["window_start"], last["window_end"]) == (
@@ -185,7 +186,7 @@ def test_text_shows_the_same_as_a_table_with_each_problem_and_its_reason(
 
     text = status(ledger_url)
     lines = text.splitlines()
-    table = {line.split()[0]: int(line.split()[1]) for line in lines[1:8]}
+    table = {line.split()[0]: int(line.split()[1]) for line in lines[1:9]}
     assert lines[0] == "Windows by state"
     assert table == {
         "planned": 0,
@@ -195,6 +196,7 @@ def test_text_shows_the_same_as_a_table_with_each_problem_and_its_reason(
         "failed": 1,
         "quarantined": 1,
         "split": 0,
+        "replaced": 0,
     }
     assert f"Last committed      {_iso(windows.window(0).start)}" in text
     assert f"Oldest uncommitted  {_iso(windows.window(1).start)}" in text

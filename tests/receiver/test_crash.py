@@ -48,9 +48,18 @@ class ManifestHoldingProxy:
     the ledger records the commit).
     """
 
-    def __init__(self, upstream: str, *, store_held: bool) -> None:
+    def __init__(
+        self,
+        upstream: str,
+        *,
+        store_held: bool,
+        path_part: str = "/_manifests/",
+        suffix: str = "",
+    ) -> None:
         self.upstream = upstream
         self.store_held = store_held
+        self.path_part = path_part
+        self.suffix = suffix
         self.hold = True
         self.held = threading.Event()
         self.released = threading.Event()
@@ -58,7 +67,13 @@ class ManifestHoldingProxy:
     def app(self) -> Starlette:
         async def forward(request: Request) -> Response:
             body = await request.body()
-            if self.hold and request.method == "PUT" and "/_manifests/" in request.url.path:
+            path = request.url.path
+            if (
+                self.hold
+                and request.method == "PUT"
+                and self.path_part in path
+                and path.endswith(self.suffix)
+            ):
                 if self.store_held:
                     await self._send(request, body)
                 self.held.set()

@@ -71,11 +71,18 @@ def stalling() -> Iterator[tuple[StallingFile, str]]:
 
 def _export(ledger: Ledger) -> ExportAttempt:
     ledger.plan(STREAM, [WINDOW])
-    ledger.force_due(STREAM, [WINDOW], include_committed=True, now=datetime.now(UTC))
-    [attempt] = ledger.claim_due(
-        STREAM, datetime.now(UTC), limit=1, callback_timeout=timedelta(hours=6), max_attempts=5
-    )
-    return attempt
+    # The service's start-up tick may claim the window first (and fail on its unused
+    # upstream); asking again takes it back, as `export` would.
+    for _ in range(5):
+        ledger.force_due(
+            STREAM, [WINDOW], include_committed=True, rerequest=True, now=datetime.now(UTC)
+        )
+        claimed = ledger.claim_due(
+            STREAM, datetime.now(UTC), limit=1, callback_timeout=timedelta(hours=6), max_attempts=5
+        )
+        if claimed:
+            return claimed[0]
+    raise AssertionError("could not claim the window for a test export")
 
 
 def _state(ledger: Ledger) -> WindowState | None:

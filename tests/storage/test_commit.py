@@ -135,14 +135,15 @@ def test_rewriting_with_fewer_rows_leaves_no_stale_parts(
     assert read_archive(store, tmp_path).column("id").to_pylist() == sorted(r["id"] for r in few)
 
 
-def test_rewriting_cleans_partitions_only_the_previous_manifest_named(
+def test_a_row_far_outside_the_window_writes_no_partition_of_its_own(
     local_store: ObjectStore,
 ) -> None:
     early = message(1, DAY - timedelta(days=20))
-    write_window(local_store, WINDOW, "e", [batch([early, message(2, DAY)])], ingested_at=INGESTED)
-    assert len(part_keys(local_store)) == 2
-    write_window(local_store, WINDOW, "e", [batch([message(2, DAY)])], ingested_at=INGESTED)
+    result = write_window(
+        local_store, WINDOW, "e", [batch([early, message(2, DAY)])], ingested_at=INGESTED
+    )
     assert part_keys(local_store) == [part_key(DAY.date(), WINDOW, 0)]
+    assert result.rejects == 1
 
 
 def test_parts_left_by_an_attempt_that_never_committed_are_deleted(
@@ -221,16 +222,39 @@ def test_duplicates_keep_the_latest_updated_at_across_batches_and_parts(
 
 
 def test_a_part_emptied_by_deduplication_is_not_uploaded(local_store: ObjectStore) -> None:
+    two_days = Window(DAY, DAY + timedelta(days=2))
     first = message(1, DAY, updatedAt="2024-03-01T01:00:00Z")
-    moved = message(1, DAY + timedelta(days=3), updatedAt="2024-03-01T09:00:00Z")
+    moved = message(1, DAY + timedelta(days=1), updatedAt="2024-03-01T09:00:00Z")
     result = write_window(
-        local_store, WINDOW, "e", [batch([first]), batch([moved])], ingested_at=INGESTED
+        local_store, two_days, "e", [batch([first]), batch([moved])], ingested_at=INGESTED
     )
     assert [part.key for part in result.parts] == [
-        part_key((DAY + timedelta(days=3)).date(), WINDOW, 0)
+        part_key((DAY + timedelta(days=1)).date(), two_days, 0)
     ]
+
+
+def test_rows_outside_the_window_go_to_rejects_with_the_reason(
+    local_store: ObjectStore, tmp_path: Path
+) -> None:
+    inside = [message(n, DAY + timedelta(hours=n)) for n in range(3)]
+    before = message(10, DAY - timedelta(hours=1))
+    after = message(11, DAY + timedelta(days=1))
+    result = write_window(
+        local_store, WINDOW, "e", [batch([*inside, before, after])], ingested_at=INGESTED
+    )
+    assert result.rows == 3 and result.rejects == 2
+    archived = read_archive(local_store, tmp_path)
+    assert sorted(archived.column("id").to_pylist()) == sorted(m["id"] for m in inside)
     manifest = read_manifest(local_store, WINDOW)
-    assert manifest is not None and manifest.rows_outside_window == 1
+    assert manifest is not None and manifest.rows_outside_window == 2
+    assert manifest.rejects_key is not None
+    lines = [json.loads(line) for line in local_store.get_bytes(manifest.rejects_key).splitlines()]
+    assert {line["record"]["id"] for line in lines} == {before["id"], after["id"]}
+    assert {line["reason"] for line in lines} == {"createdAt lies outside the requested window"}
+    assert {line["record"]["createdAt"] for line in lines} == {
+        before["createdAt"],
+        after["createdAt"],
+    }
 
 
 class BrokenExport(Exception):

@@ -12,7 +12,7 @@ from storage.ddl import DIALECTS, render_ddl
 from storage.layout import Window
 from storage.objectstore import open_store
 from storage.records import Lineage, normalize_batch
-from tests.storage.messages import DAY, INGESTED, batch, batches_of, day_of_messages
+from tests.storage.messages import DAY, INGESTED, batch, batches_of, day_of_messages, message
 
 SNAPSHOTS = Path(__file__).parent / "ddl_snapshots"
 
@@ -72,3 +72,22 @@ def test_qualified_trino_tables_sync_their_own_schema() -> None:
     text = render_ddl("trino", "s3://b/p", table="hive.analytics.messages")
     assert "CREATE TABLE IF NOT EXISTS hive.analytics.messages (" in text
     assert "CALL hive.system.sync_partition_metadata('analytics', 'messages', 'FULL');" in text
+
+
+def test_duckdb_latest_view_keeps_the_newest_version_of_each_id(tmp_path: Path) -> None:
+    url = f"file://{tmp_path}/archive"
+    store = open_store(url)
+    first = Window(DAY, DAY + timedelta(days=1))
+    second = Window(DAY + timedelta(days=1), DAY + timedelta(days=2))
+    older = message(1, DAY + timedelta(hours=23), updatedAt="2024-03-01T23:00:00Z")
+    # The same id again in the next window, as a platform whose createdAt moved would send it.
+    newer = message(1, DAY + timedelta(days=1, hours=1), updatedAt="2024-03-02T09:00:00Z")
+    write_window(store, first, "a", [batch([older, message(2, DAY)])], ingested_at=INGESTED)
+    write_window(store, second, "b", [batch([newer])], ingested_at=INGESTED)
+    connection = duckdb.connect()
+    connection.execute(render_ddl("duckdb", url))
+    assert connection.execute("SELECT count(*) FROM chat_messages").fetchall() == [(3,)]
+    rows = connection.sql(
+        "SELECT id, _export_id FROM chat_messages_latest ORDER BY _export_id"
+    ).fetchall()
+    assert rows == [(message(2, DAY)["id"], "a"), (older["id"], "b")]

@@ -314,6 +314,9 @@ def test_summary_counts_states_and_names_the_edges_and_problems(ledger: Ledger) 
     ledger.quarantine(processing, reason="no decoder recognised the callback", now=now)
 
     summary = ledger.summary(STREAM)
+    counts = ledger.state_counts(STREAM)
+    assert counts.by_state == summary.by_state
+    assert counts.last_committed == summary.last_committed
     assert summary.by_state == {
         "planned": 0,
         "requested": 1,
@@ -322,6 +325,7 @@ def test_summary_counts_states_and_names_the_edges_and_problems(ledger: Ledger) 
         "failed": 0,
         "quarantined": 1,
         "split": 0,
+        "replaced": 0,
     }
     assert summary.last_committed is not None and summary.last_committed.window == day(1)
     assert (summary.last_committed.rows, summary.last_committed.rejects) == (3, 1)
@@ -350,3 +354,19 @@ def test_a_ledger_that_stored_split_as_failed_is_migrated_to_split(tmp_path: Pat
         assert [r.state for r in ledger.windows(STREAM)] == [WindowState.SPLIT, "planned"]
         assert ledger.get_meta("schema_version") == str(SCHEMA_VERSION)
         assert ledger.summary(STREAM).problems == []
+
+
+def test_a_split_after_a_callback_arrived_leaves_the_window_whole(ledger: Ledger) -> None:
+    whole = Window(T0, T0 + 2 * DAY)
+    ledger.plan(STREAM, [whole])
+    (attempt,) = claim(ledger, T0 + 10 * DAY)
+    ledger.record_callback(
+        export_id=attempt.export_id,
+        callback_id="cb",
+        received_at=T0 + 10 * DAY,
+        raw_key="_raw/cb.body",
+        body_sha256="a" * 64,
+        size=1,
+    )
+    ledger.replace_with_halves(attempt.window_id, (day(0), day(1)), reason="too long")
+    assert [(r.window, r.state) for r in ledger.windows(STREAM)] == [(whole, "received")]

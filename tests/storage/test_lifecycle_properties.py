@@ -144,7 +144,7 @@ class WindowLife(RuleBasedStateMachine):
 
 
 WindowLife.TestCase.settings = settings(
-    max_examples=40,
+    max_examples=20,
     stateful_step_count=30,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

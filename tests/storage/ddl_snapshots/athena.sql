@@ -29,3 +29,9 @@ TBLPROPERTIES (
   'projection.date.interval.unit' = 'DAYS',
   'storage.location.template' = 's3://bucket/prefix/chat_messages/date=${date}/'
 );
+
+-- One row per message id: the newest updated_at, then the newest _ingested_at.
+CREATE OR REPLACE VIEW chat_messages_latest AS
+SELECT "id", "chat_id", "chat_thread_id", "content", "raw_content", "external_id", "role", "sender_id", "created_at", "updated_at", "extra", "_export_id", "_window_start", "_window_end", "_ingested_at", "date"
+FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY id ORDER BY updated_at DESC NULLS LAST, _ingested_at DESC) AS _version_rank FROM chat_messages)
+WHERE _version_rank = 1;

@@ -28,3 +28,9 @@ OPTIONS (
   hive_partition_uri_prefix = 's3://bucket/prefix/chat_messages',
   require_hive_partition_filter = false
 );
+
+-- One row per message id: the newest updated_at, then the newest _ingested_at.
+CREATE OR REPLACE VIEW chat_messages_latest AS
+SELECT * FROM chat_messages
+WHERE TRUE
+QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY updated_at DESC NULLS LAST, _ingested_at DESC) = 1;

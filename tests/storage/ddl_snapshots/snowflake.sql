@@ -29,3 +29,8 @@ FILE_FORMAT = (TYPE = PARQUET)
 AUTO_REFRESH = FALSE;
 
 ALTER EXTERNAL TABLE chat_messages REFRESH;
+
+-- One row per message id: the newest updated_at, then the newest _ingested_at.
+CREATE OR REPLACE VIEW chat_messages_latest AS
+SELECT * FROM chat_messages
+QUALIFY ROW_NUMBER() OVER (PARTITION BY id ORDER BY updated_at DESC NULLS LAST, _ingested_at DESC) = 1;

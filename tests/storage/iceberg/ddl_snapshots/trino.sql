@@ -1,0 +1,11 @@
+-- Trino, Iceberg connector on the same catalog the archiver commits to. Save as
+-- etc/catalog/chat_archiver.properties (plus the fs.native-s3.* settings of your store):
+--   connector.name=iceberg
+--   iceberg.catalog.type=jdbc
+--   iceberg.jdbc-catalog.catalog-name=chat_archiver
+--   iceberg.jdbc-catalog.driver-class=org.postgresql.Driver
+--   iceberg.jdbc-catalog.connection-url=jdbc:postgresql://db.internal:5432/archiver
+--   iceberg.jdbc-catalog.connection-user=archiver
+--   iceberg.jdbc-catalog.connection-password=<password>
+--   iceberg.jdbc-catalog.default-warehouse-dir=s3://bucket/prefix/iceberg
+SELECT count(*) FROM chat_archiver.chat_archive.chat_messages;

@@ -1,0 +1,45 @@
+"""The one redaction function: the API key and callback tokens become `***`, and nothing else
+that merely looks like them (a part's name) is touched."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from storage.redaction import MASK, add_secret, add_token, forget_all, redact, redact_value
+
+KEY = "sk-live-abc123"
+TOKEN = "tok_ABCdef0123456789ABCdef0123456789ABCdef012"
+EXPORT = "0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def _registered() -> Iterator[None]:
+    add_secret(KEY)
+    add_token(TOKEN)
+    yield
+    forget_all()
+
+
+def test_the_key_and_a_registered_token_are_masked_wherever_they_appear() -> None:
+    text = f"authorization='{KEY}' token {TOKEN}"
+    assert redact(text) == f"authorization='{MASK}' token {MASK}"
+
+
+def test_an_unknown_token_is_masked_as_the_last_segment_of_a_callback_url() -> None:
+    plain = f"POST https://x.example/callbacks/{EXPORT}/Zm9vYmFy_-42 failed"
+    encoded = f"callbackUrl=https%3A%2F%2Fx%2Fcallbacks%2F{EXPORT}%2FZm9vYmFy_-42&lang=enUs"
+    assert redact(plain) == f"POST https://x.example/callbacks/{EXPORT}/{MASK} failed"
+    assert (
+        redact(encoded) == f"callbackUrl=https%3A%2F%2Fx%2Fcallbacks%2F{EXPORT}%2F{MASK}&lang=enUs"
+    )
+
+
+def test_names_of_the_archive_are_left_alone() -> None:
+    text = "part-20260101T000000Z-20260102T000000Z-0000.parquet /callbacks/{export_id}/{token}"
+    assert redact(text) == text
+
+
+def test_json_values_are_redacted_inside_lists_and_dicts() -> None:
+    assert redact_value({"reason": [f"key {KEY}"], KEY: 1}) == {"reason": [f"key {MASK}"], MASK: 1}
