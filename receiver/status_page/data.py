@@ -27,6 +27,7 @@ STATE_COLOURS: dict[str, tuple[str, str]] = {
     "failed": ("#cb181d", "#ffffff"),
     "quarantined": ("#fd8d3c", "#3d1a00"),
     "split": ("#f0f0f0", "#525252"),
+    "replaced": ("#e7e1ef", "#3f007d"),
 }
 
 
