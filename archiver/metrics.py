@@ -19,6 +19,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from archiver.commit_metrics import commit_families
 from storage.ledger import Ledger, Summary
 from storage.lifecycle import STATES
 from storage.schema import STREAM
@@ -32,12 +33,14 @@ class LedgerCollector(Collector):
     def __init__(
         self,
         ledger: Ledger,
+        start: datetime,
         stream: str = STREAM,
         *,
         scrape_wait: float = SCRAPE_WAIT_SECONDS,
     ) -> None:
         self._ledger = ledger
         self._stream = stream
+        self._start = start
         self._scrape_wait = scrape_wait
         self._lock = threading.Lock()
         self._summary: Summary | None = None
@@ -89,24 +92,21 @@ class LedgerCollector(Collector):
         for state in STATES:
             windows.add_metric([state], summary.by_state.get(state, 0))
         yield windows
-        lag = GaugeMetricFamily(
-            "archiver_lag_seconds", "Seconds between now and the end of the last committed window."
-        )
-        if summary.last_committed is not None:
-            end = summary.last_committed.window.end
-            lag.add_metric([], (datetime.now(UTC) - end).total_seconds())
-        yield lag
+        yield from commit_families(summary, datetime.now(UTC), self._start)
 
 
 _registered: list[LedgerCollector] = []
 
 
-def register_ledger_collector(ledger: Ledger) -> LedgerCollector:
-    """One collector per process; a second service in the same process (tests) replaces it."""
+def register_ledger_collector(ledger: Ledger, start: datetime | None = None) -> LedgerCollector:
+    """One collector per process; a second service in the same process (tests) replaces it.
+
+    `start` is ARCHIVER_START; without it, archiving started when the ledger was created.
+    """
     for collector in _registered:
         REGISTRY.unregister(collector)
     _registered.clear()
-    collector = LedgerCollector(ledger)
+    collector = LedgerCollector(ledger, start or ledger.created_at())
     REGISTRY.register(collector)
     _registered.append(collector)
     collector.refresh_soon()

@@ -16,25 +16,27 @@ from starlette.applications import Starlette
 
 from archiver.metrics import register_ledger_collector
 from archiver.settings import Settings
+from archiver.settings_metrics import export_settings
 from archiver.tables import commit_target
+from archiver.version import version
 from receiver.app import Readiness, create_app
 from receiver.decoding.download import DownloadPolicy
 from receiver.intake import Intake, IntakeLanes, IntakeLimits
 from receiver.lanes import Lane, LaneUnavailable
 from receiver.processing import ProcessingConfig
+from receiver.status_page import PageOptions, StatusPage, status_routes
 from receiver.worker import ProcessingWorker
 from scheduler.client import ExportClient
 from scheduler.requester import Requester, RequestPolicy
-from scheduler.schedule import build_scheduler
+from scheduler.schedule import build_scheduler, record_tick
 from storage.commit import WriteOptions
 from storage.ledger import Ledger
 from storage.objectstore import ObjectStore
 from storage.raw_retention import prune_raw
 from storage.redaction import add_secret, redact
+from storage.schema import STREAM
 
 log = logging.getLogger("chat_archiver.service")
-
-VERSION = "0.1.0"
 
 
 SHUTDOWN_TIMEOUT = 25.0
@@ -120,7 +122,8 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
     lanes = IntakeLanes.default()
     probes = {"ledger": Lane("probe-ledger", 2), "object store": Lane("probe-store", 2)}
     intake = Intake(ledger, fast_store, limits, lanes=lanes, on_accepted=lambda: worker.wake())
-    register_ledger_collector(ledger)
+    register_ledger_collector(ledger, settings.start)
+    export_settings(settings)
 
     def ledger_probe() -> bool:
         ledger.ping()
@@ -177,8 +180,16 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
                 lane.shutdown()
             log.info("service_stopped")
 
-    app = create_app(intake, readiness, version=VERSION, lifespan=lifespan)
+    app = create_app(intake, readiness, version=version(), lifespan=lifespan)
     app.state.worker = worker
+    page = StatusPage(
+        ledger,
+        store,
+        PageOptions(stream=STREAM, start=settings.start),
+        settings.admin_token,
+        on_replay=worker.wake,
+    )
+    app.router.routes.extend(status_routes(page))
     return app
 
 
@@ -206,6 +217,6 @@ async def _catch_up(requester: Requester) -> None:
     """One tick at start: windows missed while the service was down are planned at once."""
     try:
         await requester.plan()
-        await requester.request_due()
+        record_tick(await requester.request_due())
     except Exception as error:  # noqa: BLE001 - logged; the schedule tries again
         log.error("startup_tick_failed", extra={"reason": f"{type(error).__name__}: {error}"})

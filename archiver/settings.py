@@ -1,4 +1,4 @@
-"""Settings (DESIGN §3.1): environment variables, or a TOML file passed with `--config`.
+"""Settings: environment variables, or a TOML file passed with `--config`.
 
 Every value is parsed and checked once, at start. A wrong value stops the process with one line
 that names the variable; secrets are never part of that line.
@@ -7,7 +7,6 @@ that names the variable; secrets are never part of that line.
 from __future__ import annotations
 
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
@@ -16,6 +15,7 @@ from urllib.parse import urlsplit
 
 from apscheduler.triggers.cron import CronTrigger
 
+from archiver.config_sources import ConfigFileError, RawSettings, read_raw, unknown_settings
 from scheduler.planner import MAX_REQUEST_SPAN, parse_duration
 from storage.errors import UserError
 from storage.objectstore import StoreError
@@ -65,6 +65,7 @@ class Settings:
     body_timeout: timedelta = timedelta(seconds=60)
     raw_retention: timedelta | None = None
     log_level: str = "INFO"
+    admin_token: str | None = field(default=None, repr=False)
     table_format: str = "parquet"
     iceberg_catalog: str = "sql"
     iceberg_catalog_uri: str | None = field(default=None, repr=False)
@@ -82,7 +83,7 @@ class Settings:
 
     @property
     def secrets(self) -> list[str]:
-        return [self.api_key] if self.api_key else []
+        return [secret for secret in (self.api_key, self.admin_token) if secret]
 
 
 def _variable(name: str) -> str:
@@ -153,11 +154,11 @@ def _parse_ledger_url(text: str) -> str:
     if url.startswith(("sqlite:///", "postgresql+psycopg://", "postgresql://")):
         return url.replace("postgresql://", "postgresql+psycopg://", 1)
     raise ValueError(
-        f"expected sqlite:///path or postgresql+psycopg://..., got {_hide_password(url)!r}"
+        f"expected sqlite:///path or postgresql+psycopg://..., got {hide_password(url)!r}"
     )
 
 
-def _hide_password(url: str) -> str:
+def hide_password(url: str) -> str:
     parts = urlsplit(url)
     if parts.password:
         return url.replace(f":{parts.password}@", ":***@", 1)
@@ -173,9 +174,19 @@ def _parse_cron(text: str) -> str:
 
 
 def _parse_window(text: str) -> timedelta:
+    """Windows align to UTC multiples of their length, so the length must tile a day."""
     value = _parse_positive_duration(text)
     if value > MAX_REQUEST_SPAN:
         raise ValueError("must be at most 183d: the upstream exports at most 6 months at once")
+    seconds = int(value.total_seconds())
+    day = 86400
+    whole_minutes = seconds % 60 == 0
+    if not ((whole_minutes and day % seconds == 0) or seconds % day == 0):
+        raise ValueError(
+            f"{text.strip()!r} does not divide a day into whole minutes and is not a whole "
+            "number of days, so windows would not align to UTC days; use a length such as "
+            "15m, 30m, 1h, 2h, 3h, 4h, 6h, 8h, 12h, 1d or 7d"
+        )
     return value
 
 
@@ -251,6 +262,7 @@ _PARSERS: dict[str, Parser] = {
     "body_timeout": _parse_positive_duration,
     "raw_retention": _parse_positive_duration,
     "log_level": _parse_log_level,
+    "admin_token": str.strip,
     "table_format": _parse_choice(("parquet", "iceberg")),
     "iceberg_catalog": _parse_choice(("sql", "rest", "glue")),
     "iceberg_catalog_uri": str.strip,
@@ -268,21 +280,6 @@ _S3_PARSERS: dict[str, Parser] = {
     "s3_multipart_threshold": lambda text: _parse_int(text, minimum=5 * 1024 * 1024),
     "s3_retries_mode": _parse_choice(("standard", "adaptive", "legacy")),
 }
-
-
-def _read_config_file(path: Path) -> dict[str, str]:
-    """A TOML file of `name = value` pairs; names with or without the ARCHIVER_ prefix."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise SettingsError("--config", f"file {str(path)!r} does not exist") from None
-    except tomllib.TOMLDecodeError as error:
-        raise SettingsError("--config", f"{path} is not valid TOML: {error}") from None
-    values: dict[str, str] = {}
-    for key, value in document.items():
-        name = key.upper() if key.upper().startswith(PREFIX) else PREFIX + key.upper()
-        values[name] = str(value).lower() if isinstance(value, bool) else str(value)
-    return values
 
 
 def _read_api_key(raw: Mapping[str, str]) -> str | None:
@@ -316,18 +313,37 @@ def _parse_values(raw: Mapping[str, str], parsers: Mapping[str, Parser]) -> dict
     return values
 
 
-def load_settings(
-    environ: Mapping[str, str] | None = None, config_file: Path | None = None
-) -> Settings:
-    """Settings from a config file (if any), overridden by the environment."""
-    raw: dict[str, str] = _read_config_file(config_file) if config_file else {}
-    env = os.environ if environ is None else environ
-    raw.update({key: value for key, value in env.items() if key.startswith(PREFIX)})
+@dataclass(frozen=True)
+class LoadedSettings:
+    settings: Settings
+    raw: RawSettings
+    warnings: list[str]
 
-    values = _parse_values(raw, _PARSERS)
-    values["api_key"] = _read_api_key(raw)
+
+def load(
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    *,
+    strict: bool = False,
+) -> LoadedSettings:
+    """Settings from a config file (if any), overridden by the environment.
+
+    Names no setting reads are warnings naming the nearest known setting; with `strict`, the
+    first of them stops the start like a malformed value does.
+    """
+    try:
+        raw = read_raw(os.environ if environ is None else environ, config_file)
+    except ConfigFileError as error:
+        raise SettingsError("--config", str(error)) from None
+    warnings = unknown_settings(raw, setting_names())
+    if strict and warnings:
+        raise SettingsError("--strict", warnings[0])
+
+    values = _parse_values(raw.values, _PARSERS)
+    values["api_key"] = _read_api_key(raw.values)
     s3_values = {
-        name.removeprefix("s3_"): value for name, value in _parse_values(raw, _S3_PARSERS).items()
+        name.removeprefix("s3_"): value
+        for name, value in _parse_values(raw.values, _S3_PARSERS).items()
     }
     try:
         values["s3"] = S3Options(**s3_values)  # type: ignore[arg-type]
@@ -336,7 +352,16 @@ def load_settings(
 
     settings = Settings(**values)  # type: ignore[arg-type]
     _check_callback_scheme(settings)
-    return settings
+    return LoadedSettings(settings, raw, warnings)
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    *,
+    strict: bool = False,
+) -> Settings:
+    return load(environ, config_file, strict=strict).settings
 
 
 def _check_callback_scheme(settings: Settings) -> None:
@@ -351,8 +376,8 @@ def _check_callback_scheme(settings: Settings) -> None:
 
 
 def setting_names() -> list[str]:
-    """Every variable the service reads, for docs and `check`."""
+    """Every variable the service reads, for docs, `check` and `config show`."""
     names = [_variable(f.name) for f in fields(Settings) if f.name not in ("s3",)]
     names += [_variable(name) for name in _S3_PARSERS]
-    names.append("ARCHIVER_API_KEY_FILE")
-    return sorted(names)
+    names += ["ARCHIVER_API_KEY_FILE", "ARCHIVER_ALLOW_INSECURE_CALLBACKS"]
+    return sorted(set(names))

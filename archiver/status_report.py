@@ -31,7 +31,7 @@ def window_json(record: WindowRecord) -> dict[str, Any]:
 
 
 def status_document(summary: Summary, now: datetime, *, api_key_rejected: bool) -> dict[str, Any]:
-    """The `status --json` document; its keys are a contract (README, DESIGN §3.2)."""
+    """The `status --json` document; its keys are a contract (README)."""
     last = summary.last_committed
     return {
         "by_state": {state: summary.by_state.get(state, 0) for state in STATES},

@@ -1,6 +1,21 @@
-"""Prometheus metrics of intake and processing; served by /metrics."""
+"""Prometheus metrics of intake and processing; served by /metrics.
+
+Every labelled series exists from the first scrape (at zero), so an alert on `increase(...)`
+sees the first failure instead of a series appearing out of nowhere.
+"""
 
 from prometheus_client import Counter, Histogram
+
+CALLBACK_OUTCOMES = (
+    "accepted",
+    "duplicate",
+    "superseded",
+    "not_found",
+    "too_large",
+    "timeout",
+    "store_error",
+)
+PROCESSING_OUTCOMES = ("committed", "quarantined", "retry", "fenced", "error")
 
 CALLBACKS = Counter(
     "archiver_callbacks_total",
@@ -23,3 +38,8 @@ PROCESSING_SECONDS = Histogram(
     "Time from claiming a received window to its outcome.",
     buckets=(0.1, 0.5, 1, 5, 15, 60, 300, 900, 3600),
 )
+
+for _outcome in CALLBACK_OUTCOMES:
+    CALLBACKS.labels(_outcome)
+for _outcome in PROCESSING_OUTCOMES:
+    WINDOWS_PROCESSED.labels(_outcome)

@@ -9,12 +9,19 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from scheduler.requester import Requester
+from scheduler.metrics import REQUEST_TICK_SUCCESS
+from scheduler.requester import Requester, TickReport
 
 log = logging.getLogger("chat_archiver.scheduler")
 
 # A service that was down when its cron time passed runs one catch-up tick on start, not a burst.
 MISFIRE_GRACE_SECONDS = 6 * 3600
+
+
+def record_tick(report: TickReport) -> None:
+    """A tick succeeded when nothing stopped it and the upstream did not refuse all it sent."""
+    if report.stopped is None and (report.requested or not report.deferred):
+        REQUEST_TICK_SUCCESS.set_to_current_time()
 
 
 def build_scheduler(
@@ -28,13 +35,13 @@ def build_scheduler(
     async def plan_and_request() -> None:
         try:
             await requester.plan()
-            await requester.request_due()
+            record_tick(await requester.request_due())
         except Exception as error:  # noqa: BLE001 - logged; the next tick tries again
             log.error("plan_tick_failed", extra={"reason": f"{type(error).__name__}: {error}"})
 
     async def request_due() -> None:
         try:
-            await requester.request_due()
+            record_tick(await requester.request_due())
         except Exception as error:  # noqa: BLE001 - logged; the next tick tries again
             log.error("request_tick_failed", extra={"reason": f"{type(error).__name__}: {error}"})
 

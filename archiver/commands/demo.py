@@ -6,6 +6,8 @@ worker) runs beside it and archives the last few days into ./archive.
 
 from __future__ import annotations
 
+import json
+import shlex
 import sys
 import tempfile
 import time
@@ -108,9 +110,16 @@ def _print_report(archive: Path, records: list[WindowRecord]) -> None:
         print(f"  {path.relative_to(archive)}  {path.stat().st_size:,} bytes")
     for path in sorted((archive / "_manifests").rglob("*.json")):
         print(f"  {path.relative_to(archive)}")
-    print("\nQuery them:")
-    print(
-        '  .venv/bin/python -c "import duckdb; duckdb.sql(\\"SELECT date, count(*) AS messages '
-        f"FROM read_parquet('{archive}/{STREAM}/*/*.parquet', hive_partitioning=true) "
-        'GROUP BY date ORDER BY date\\").show()"'
+    print("\nQuery them (pyarrow comes with chat-archiver):")
+    print(f"  {query_hint(archive)}")
+
+
+def query_hint(archive: Path) -> str:
+    """A command that reads the archive back with what any install of chat-archiver has."""
+    script = (
+        "import pyarrow.dataset as ds; "
+        f't = ds.dataset({json.dumps(str(archive / STREAM))}, partitioning="hive").to_table(); '
+        'counts = t.group_by("date").aggregate([("id", "count")]).sort_by("date"); '
+        '[print(row["date"], row["id_count"], "messages") for row in counts.to_pylist()]'
     )
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(script)}"

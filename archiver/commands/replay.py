@@ -7,6 +7,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from archiver.ledger_access import open_existing
 from archiver.logs import configure_logging
 from archiver.service import processing_config, replica_name
 from archiver.settings import Settings
@@ -30,7 +31,7 @@ def replay(
     A running `serve` may pick some of them up first; leases keep each window to one processor.
     """
     configure_logging("WARNING", settings.secrets)
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = open_existing(settings.ledger_url)
     missing = 0
     try:
         store = open_store(settings.storage_url, settings.s3)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import sys
 import time
 from collections import Counter
@@ -13,9 +15,10 @@ from archiver.logs import configure_logging
 from archiver.progress import ProgressBar
 from archiver.service import export_client, requester_for
 from archiver.settings import Settings
+from archiver.status_report import window_json
 from scheduler.client import ExportClient
 from scheduler.planner import align_down, windows_between
-from scheduler.requester import Requester
+from scheduler.requester import Requester, TickReport
 from storage.errors import ErrorKind
 from storage.instants import iso_z
 from storage.layout import Window
@@ -34,11 +37,17 @@ def _windows(settings: Settings, start: datetime, end: datetime) -> list[Window]
     windows = windows_between(start, end, settings.window)
     now = datetime.now(UTC)
     if windows and windows[-1].end > now:
+        latest = align_down(now, settings.window)
         raise CommandError(
             f"the window {windows[-1]} ends in the future; it would be committed half-full "
-            f"and never revisited. Choose an end at or before {now.isoformat(timespec='seconds')}"
+            f"and never revisited. Choose an end at or before {_iso(latest)}"
         )
     return windows
+
+
+def default_until(settings: Settings, now: datetime) -> datetime:
+    """The end of the last window the scheduler itself would already request."""
+    return align_down(now - settings.settle_delay, settings.window)
 
 
 async def _request_all(
@@ -164,18 +173,53 @@ def backfill(
     until: datetime | None,
     force: bool,
     timeout: float | None,
+    *,
+    as_json: bool = False,
 ) -> int:
     configure_logging("WARNING", settings.secrets)
-    # Without --until: up to the last window that has ended, not into the open one.
-    windows = _windows(settings, since, until or align_down(datetime.now(UTC), settings.window))
+    windows = _windows(settings, since, until or default_until(settings, datetime.now(UTC)))
     ledger = Ledger.open(settings.ledger_url)
     client = export_client(settings)
     try:
         refuse_overlaps(ledger, windows, "backfill")
         ledger.force_due(STREAM, windows, include_committed=force, now=datetime.now(UTC))
-        return asyncio.run(_backfill(settings, ledger, windows, client, timeout))
+        outcome = asyncio.run(_backfill(settings, ledger, windows, client, timeout))
+        records = _covering(ledger, windows)
     finally:
         ledger.close()
+    failed = [record for record in records if record.state in PROBLEMS]
+    committed = sum(1 for record in records if record.state == WindowState.COMMITTED)
+    if as_json:
+        document = {
+            "windows": len(records),
+            "by_state": dict(Counter(str(record.state) for record in records)),
+            "timed_out": outcome == "timed_out",
+            "waiting": [
+                window_json(record) | {"waiting_for": waiting_for(record)}
+                for record in records
+                if record.state not in FINAL
+            ],
+            "problems": [window_json(record) for record in failed],
+        }
+        print(json.dumps(document, indent=2))
+    else:
+        for record in failed:
+            print(redact(f"{record.state}: {record.window}  {record.reason}"), file=sys.stderr)
+        if outcome == "timed_out":
+            print(f"gave up waiting after {timeout:.0f}s for:", file=sys.stderr)
+            for record in records:
+                if record.state not in FINAL:
+                    print(f"  {record.window}  {waiting_for(record)}", file=sys.stderr)
+        print(f"backfill: {committed} committed, {len(failed)} failed, of {len(records)}")
+    return 1 if failed or outcome == "timed_out" else 0
+
+
+def _progress_detail(states: Counter[str], total: int) -> str:
+    return (
+        f"committed, {total - states[WindowState.PLANNED]}/{total} requested, "
+        f"{states[WindowState.REQUESTED] + states[WindowState.RECEIVED]} in flight, "
+        f"{sum(states[state] for state in PROBLEMS)} failed"
+    )
 
 
 async def _backfill(
@@ -184,43 +228,36 @@ async def _backfill(
     windows: list[Window],
     client: ExportClient,
     timeout: float | None,
-) -> int:
+) -> str:
+    """Request ticks run beside a poll of the ledger, so progress shows during a long tick."""
     requester = requester_for(settings, ledger, client)
     bar = ProgressBar(len(windows))
     deadline = time.monotonic() + timeout if timeout else None
+    tick: asyncio.Task[TickReport] | None = None
     try:
         while True:
-            report = await requester.request_due()
-            if report.stop_kind is ErrorKind.USER:
-                raise CommandError(report.stopped or "requesting stopped")
-            records = _covering(ledger, windows)
+            if tick is None or tick.done():
+                if tick is not None:
+                    report = tick.result()
+                    if report.stop_kind is ErrorKind.USER:
+                        raise CommandError(report.stopped or "requesting stopped")
+                tick = asyncio.create_task(requester.request_due())
+            records = await asyncio.to_thread(_covering, ledger, windows)
             states: Counter[str] = Counter(record.state for record in records)
-            total = len(records)
-            bar.update(
-                states[WindowState.COMMITTED],
-                f"committed, {total - states[WindowState.PLANNED]}/{total} requested, "
-                f"{states[WindowState.REQUESTED] + states[WindowState.RECEIVED]} in flight, "
-                f"{sum(states[state] for state in PROBLEMS)} failed",
-            )
+            bar.total = len(records)
+            bar.update(states[WindowState.COMMITTED], _progress_detail(states, len(records)))
             if all(record.state in FINAL for record in records):
-                break
+                return "finished"
             if deadline and time.monotonic() > deadline:
-                bar.close()
-                print(f"gave up waiting after {timeout:.0f}s for:", file=sys.stderr)
-                for record in records:
-                    if record.state not in FINAL:
-                        print(f"  {record.window}  {waiting_for(record)}", file=sys.stderr)
-                return 1
+                return "timed_out"
             await asyncio.sleep(POLL_SECONDS)
     finally:
+        if tick is not None and not tick.done():
+            tick.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await tick
         bar.close()
         await client.aclose()
-    records = _covering(ledger, windows)
-    failed = [record for record in records if record.state in PROBLEMS]
-    for record in failed:
-        print(redact(f"{record.state}: {record.window}  {record.reason}"), file=sys.stderr)
-    print(f"backfill: {len(records) - len(failed)} committed, {len(failed)} failed")
-    return 1 if failed else 0
 
 
 def waiting_for(record: WindowRecord) -> str:

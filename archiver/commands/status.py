@@ -7,10 +7,10 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
+from archiver.ledger_access import open_existing
 from archiver.settings import Settings
 from archiver.status_report import status_document, status_text
 from scheduler.requester import KEY_REJECTED, key_fingerprint
-from storage.ledger import Ledger
 from storage.raw_retention import raw_usage
 from storage.redaction import redact
 from storage.schema import STREAM
@@ -18,7 +18,7 @@ from storage.stores import open_store
 
 
 def status(settings: Settings, *, as_json: bool) -> int:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = open_existing(settings.ledger_url)
     try:
         summary = ledger.summary(STREAM)
         rejected = ledger.get_meta(KEY_REJECTED)

@@ -6,9 +6,9 @@ import json
 from collections.abc import Sequence
 from datetime import datetime
 
+from archiver.ledger_access import open_existing
 from archiver.settings import Settings
 from archiver.status_report import window_json, windows_table
-from storage.ledger import Ledger
 from storage.lifecycle import WindowState
 from storage.redaction import redact
 from storage.schema import STREAM
@@ -21,7 +21,7 @@ def list_windows(
     since: datetime | None,
     as_json: bool,
 ) -> int:
-    ledger = Ledger.open(settings.ledger_url)
+    ledger = open_existing(settings.ledger_url)
     try:
         records = ledger.windows(STREAM, states=states, since=since)
     finally:

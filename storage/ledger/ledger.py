@@ -16,7 +16,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from storage.layout import Window
-from storage.ledger import claims, owners, planning, reading, recording, replacing
+from storage.ledger import claims, history, owners, planning, reading, recording, replacing
 from storage.ledger import pacing as request_stream
 from storage.ledger.connect import Database, first_line
 from storage.ledger.models import (
@@ -370,6 +370,20 @@ class Ledger:
         """Only `by_state` and `last_committed`, cheaply: what the gauges need."""
         with self._db.read() as conn:
             return reading.state_counts(conn, stream)
+
+    # A window's history, for the status page.
+
+    def attempts(self, window_id: int) -> list[history.AttemptRecord]:
+        with self._db.read() as conn:
+            return history.attempts(conn, window_id)
+
+    def window_callbacks(self, window_id: int) -> list[CallbackRecord]:
+        with self._db.read() as conn:
+            return history.window_callbacks(conn, window_id)
+
+    def raw_bytes(self) -> int:
+        with self._db.read() as conn:
+            return history.raw_bytes(conn)
 
 
 def _now() -> datetime:

@@ -16,6 +16,7 @@ from simulator.app import create_app
 from simulator.config import SimulatorConfig
 from storage.commit import write_window
 from storage.layout import Window
+from storage.ledger import Ledger
 from storage.stores import open_store
 from tests.servers import serve_in_thread
 
@@ -103,6 +104,7 @@ def test_check_reports_each_dependency(tmp_path: Path, upstream: str) -> None:
     env = {
         "ARCHIVER_API_URL": upstream,
         "ARCHIVER_API_KEY": KEY,
+        "ARCHIVER_PUBLIC_URL": "https://archiver.example.com",
         "ARCHIVER_STORAGE_URL": f"file://{tmp_path}/archive",
         "ARCHIVER_LEDGER_URL": f"sqlite:///{tmp_path}/ledger.db",
     }
@@ -117,6 +119,7 @@ def test_check_names_what_fails_and_never_prints_the_key(
     env = {
         "ARCHIVER_API_URL": upstream,
         "ARCHIVER_API_KEY": "a-revoked-secret-key",
+        "ARCHIVER_PUBLIC_URL": "https://archiver.example.com",
         "ARCHIVER_STORAGE_URL": "s3://no-such-bucket/prefix",
         "ARCHIVER_S3_ENDPOINT_URL": s3_endpoint,
         "AWS_ACCESS_KEY_ID": "testing",
@@ -148,6 +151,7 @@ def test_status_into_a_closed_pipe_exits_quietly(archive: Path, tmp_path: Path) 
         "ARCHIVER_STORAGE_URL": f"file://{archive}",
         "ARCHIVER_LEDGER_URL": f"sqlite:///{tmp_path}/l.db",
     }
+    Ledger.open(env["ARCHIVER_LEDGER_URL"]).close()  # status reads a ledger; it never makes one
     status = subprocess.Popen(
         [sys.executable, "-m", "archiver.cli", "status"],
         env=env,

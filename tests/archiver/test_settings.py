@@ -55,6 +55,9 @@ def test_values_are_parsed_from_the_environment() -> None:
         ("ARCHIVER_STORAGE_URL", "gs://bucket", "ARCHIVER_STORAGE_URL: expected s3://"),
         ("ARCHIVER_START", "yesterday", "ARCHIVER_START: expected an ISO-8601"),
         ("ARCHIVER_MAX_ATTEMPTS", "0", "ARCHIVER_MAX_ATTEMPTS: must be at least 1"),
+        ("ARCHIVER_WINDOW", "13h", "ARCHIVER_WINDOW: '13h' does not divide a day"),
+        ("ARCHIVER_WINDOW", "90s", "ARCHIVER_WINDOW: '90s' does not divide a day"),
+        ("ARCHIVER_WINDOW", "36h", "is not a whole number of days"),
     ],
 )
 def test_a_malformed_value_names_its_variable(variable: str, value: str, expected: str) -> None:
@@ -145,3 +148,34 @@ def test_serve_with_a_missing_bucket_stops_with_one_line(tmp_path: Path, s3_endp
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "missing-bucket" in lines[0], result.stderr
+
+
+@pytest.mark.parametrize("window", ["15m", "1h", "6h", "12h", "1d", "7d", "2880m"])
+def test_windows_that_tile_days_are_accepted(window: str) -> None:
+    assert load_settings({"ARCHIVER_WINDOW": window}).window.total_seconds() > 0
+
+
+def test_unknown_variables_and_keys_name_the_nearest_setting(tmp_path: Path) -> None:
+    from archiver.settings import load
+
+    config = tmp_path / "archiver.toml"
+    config.write_text('ledger_ulr = "sqlite:///x.db"\nwindow = "1h"\n')
+    loaded = load({"ARCHIVER_STORAGE_ULR": "s3://x", "ARCHIVER_TEST_POSTGRES_URL": "x"}, config)
+    assert loaded.settings.storage_url == "file://./archive"
+    assert loaded.warnings == [
+        f"config file {config}: unknown key 'ledger_ulr'; did you mean 'ledger_url'?",
+        "ARCHIVER_STORAGE_ULR is not a setting; did you mean ARCHIVER_STORAGE_URL?",
+    ]
+    with pytest.raises(SettingsError, match="--strict: ARCHIVER_STORAGE_ULR is not a setting"):
+        load({"ARCHIVER_STORAGE_ULR": "s3://x"}, strict=True)
+
+
+def test_backfill_stops_by_default_where_the_settle_delay_allows() -> None:
+    from archiver.commands.requests import default_until
+
+    settings = load_settings({"ARCHIVER_WINDOW": "1h", "ARCHIVER_SETTLE_DELAY": "15m"})
+    now = datetime(2026, 3, 1, 10, 10, tzinfo=UTC)
+    assert default_until(settings, now) == datetime(2026, 3, 1, 9, tzinfo=UTC)
+    assert default_until(settings, now + timedelta(minutes=10)) == datetime(
+        2026, 3, 1, 10, tzinfo=UTC
+    )
