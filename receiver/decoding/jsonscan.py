@@ -143,7 +143,7 @@ def _validate_utf8(data: bytes | memoryview) -> None:
     pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(data)]).validate(full=True)
 
 
-def _complete_utf8(data: bytes) -> int:
+def _complete_utf8(data: bytes | memoryview) -> int:
     """The length of `data` without a multi-byte sequence cut off at its end."""
     for back in range(1, min(4, len(data)) + 1):
         byte = data[-back]
