@@ -58,7 +58,7 @@ OUTSIDE_WINDOW = "createdAt lies outside the requested window"
 class WriteOptions:
     part_bytes: int = 256 * 1024 * 1024
     """Roll to a new file once one reaches about this size on disk."""
-    row_group_bytes: int = 128 * 1024 * 1024
+    row_group_bytes: int = 64 * 1024 * 1024
     """Rows are buffered to about this in-memory (Arrow) size per row group; bounds memory."""
     tmp_dir: Path | None = None
     """Where parts are staged before upload; the system's temporary directory by default."""
