@@ -64,7 +64,7 @@ def test_copy_replaces_the_target_whole_and_leaves_the_source(store: ObjectStore
     assert store.get_bytes("table/part.bin") == b"new bytes"
     store.delete("staged/part.bin")
     assert store.get_bytes("table/part.bin") == b"new bytes"
-    with pytest.raises(ObjectNotFound, match="staged/part.bin"):
+    with pytest.raises(ObjectNotFound, match=r"staged/part\.bin"):
         store.copy("staged/part.bin", "table/other.bin")
 
 
