@@ -56,7 +56,7 @@ class Settings:
     max_download_bytes: int = 10 * 1024**3
     download_allow_private: bool = False
     part_bytes: int = 256 * 1024 * 1024
-    row_group_bytes: int = 128 * 1024 * 1024
+    row_group_bytes: int = 64 * 1024 * 1024
     requests_per_tick: int = 20
     request_pacing: timedelta = timedelta(seconds=1)
     request_interval: timedelta = timedelta(seconds=30)

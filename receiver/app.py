@@ -1,8 +1,9 @@
 """The receiver's HTTP routes.
 
 `/healthz` answers from the event loop alone. `/readyz` answers within its bound whatever its
-dependencies do, and `/metrics` renders off the event loop, so neither a stalled ledger nor a
-stalled object store can freeze a probe.
+dependencies do, and `/metrics` renders off the event loop (once for all the scrapes that
+arrive while it runs), so neither a stalled ledger nor a stalled object store can
+freeze a probe.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from starlette.routing import Route
 from receiver.intake import Intake
 from receiver.lanes import Lane, LaneUnavailable
 from receiver.openapi import openapi_document
+from receiver.scrapes import SharedScrape
 
 METRICS_TIMEOUT_SECONDS = 2.0
 
@@ -45,7 +47,11 @@ def create_app(
     metrics_lane: Lane | None = None,
 ) -> Starlette:
     document = openapi_document(version)
-    scrapes = metrics_lane or Lane("metrics", 2, 64)
+    scrapes = SharedScrape(
+        metrics_lane or Lane("metrics", 2, 64),
+        lambda: generate_latest(REGISTRY),
+        timeout=METRICS_TIMEOUT_SECONDS,
+    )
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -61,7 +67,7 @@ def create_app(
 
     async def metrics(request: Request) -> Response:
         try:
-            text = await scrapes.run(METRICS_TIMEOUT_SECONDS, generate_latest, REGISTRY)
+            text = await scrapes.text()
         except LaneUnavailable as error:
             return JSONResponse(
                 {"error": "unavailable", "detail": f"metrics not collected: {error}"},

@@ -19,7 +19,7 @@ from scheduler.client import (
 )
 from scheduler.metrics import API_KEY_REJECTED, EXPORT_REQUESTS, WINDOWS_PLANNED
 from scheduler.planner import plan_windows, split_window
-from storage.errors import ErrorKind
+from storage.errors import ErrorKind, one_line
 from storage.ledger import ExportAttempt, Ledger
 from storage.redaction import add_token
 from storage.schema import STREAM
@@ -30,6 +30,8 @@ KEY_REJECTED = "api_key_rejected"
 # A tick waits at most this long for its turn in the shared request stream; the next tick
 # takes it up again.
 MAX_TURN_WAIT = timedelta(minutes=5)
+# How long a stopping process tries to give back a turn it did not use.
+GIVE_BACK_TIMEOUT = 2.0
 
 
 def key_fingerprint(api_key: str) -> str:
@@ -140,8 +142,23 @@ class Requester:
         if slot is None:
             return False
         if slot > now:
-            await asyncio.sleep((slot - now).total_seconds())
+            try:
+                await asyncio.sleep((slot - now).total_seconds())
+            except asyncio.CancelledError:
+                await self._return_turn(slot)
+                raise
         return True
+
+    async def _return_turn(self, slot: datetime) -> None:
+        """Stopping while waiting for a turn: the turn was never used, so it must not hold
+        back the next process (a restart, another replica) by a request nobody sent."""
+        try:
+            await asyncio.wait_for(
+                asyncio.to_thread(self._ledger.give_back_request_slot, slot, self._policy.pacing),
+                GIVE_BACK_TIMEOUT,
+            )
+        except Exception as error:  # noqa: BLE001 - stopping goes on; the stream only waits longer
+            log.warning("request_turn_not_returned", extra={"reason": one_line(error)})
 
     async def throttled(self, seconds: float) -> None:
         """The upstream asked to slow down (429, Retry-After): every process waits."""

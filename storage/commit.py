@@ -34,6 +34,7 @@ from storage.layout import (
     part_key,
     part_prefix_for_window,
     rejects_key,
+    staging_prefix,
 )
 from storage.manifest import Manifest, ManifestError, PartInfo, read_manifest
 from storage.objectstore import ObjectStore
@@ -58,7 +59,7 @@ OUTSIDE_WINDOW = "createdAt lies outside the requested window"
 class WriteOptions:
     part_bytes: int = 256 * 1024 * 1024
     """Roll to a new file once one reaches about this size on disk."""
-    row_group_bytes: int = 128 * 1024 * 1024
+    row_group_bytes: int = 64 * 1024 * 1024
     """Rows are buffered to about this in-memory (Arrow) size per row group; bounds memory."""
     tmp_dir: Path | None = None
     """Where parts are staged before upload; the system's temporary directory by default."""
@@ -126,6 +127,7 @@ def write_window(
             previous = read_manifest(store, window, stream)
         except ManifestError:
             previous = None  # unreadable: it is about to be replaced, and cleanup lists anyway
+        _clear_staging(store, window, stream)
         parts = _upload_parts(store, window, stream, staged.parts, check)
         deleted: list[str] = []
         key_for_rejects = rejects_key(window, stream)
@@ -148,9 +150,11 @@ def write_window(
             rows_outside_window=staged.outside_window,
             duplicates=staged.duplicates,
         )
+        _promote(store, window, stream, parts, check)
         key = manifest_key(window, stream)
         check()
         store.put_bytes(key, manifest.to_json())
+    _clear_staging(store, window, stream)
     deleted += _delete_stale(store, manifest, previous)
     # Arrow's allocator keeps what a large window freed; the process would start the next
     # window that much bigger (docs/performance.md).
@@ -308,7 +312,8 @@ def _upload_parts(
     local: list[LocalPart],
     check: Callable[[], None],
 ) -> list[PartInfo]:
-    """Uploads parts numbered 0000.. per date, in the order they were written."""
+    """Uploads parts numbered 0000.. per date, in the order they were written, under the
+    window's staging prefix; the PartInfo keys are where `_promote` puts them."""
     numbers: dict[date, int] = {}
     uploaded = []
     for part in sorted(local, key=lambda p: p.day):
@@ -319,9 +324,29 @@ def _upload_parts(
             digest = hashlib.file_digest(source, "sha256").hexdigest()
         size = part.path.stat().st_size
         check()
-        store.put_file(key, part.path)
+        store.put_file(staging_prefix(window, stream) + key, part.path)
         uploaded.append(PartInfo(key, size, digest, part.rows))
     return uploaded
+
+
+def _promote(
+    store: ObjectStore,
+    window: Window,
+    stream: str,
+    parts: list[PartInfo],
+    check: Callable[[], None],
+) -> None:
+    """Copies the uploaded parts into the table's prefix, within the store. Only now does a
+    reader that globs `{stream}/` see any of them: for the time a copy takes, not an upload."""
+    for part in parts:
+        check()
+        store.copy(staging_prefix(window, stream) + part.key, part.key)
+
+
+def _clear_staging(store: ObjectStore, window: Window, stream: str) -> None:
+    """Removes the window's staged uploads: this commit's once promoted, or a crashed one's."""
+    for info in list(store.list(staging_prefix(window, stream))):
+        store.delete(info.key)
 
 
 def _delete_stale(store: ObjectStore, manifest: Manifest, previous: Manifest | None) -> list[str]:

@@ -91,6 +91,12 @@ def manifest_key(window: Window, stream: str = STREAM) -> str:
     return f"{manifest_prefix(stream)}{window.name}.json"
 
 
+def staging_prefix(window: Window, stream: str = STREAM) -> str:
+    """Where a commit of the plain layout uploads its parts before promoting them into the
+    table's prefix: outside `{stream}/`, so a globbing reader never sees them."""
+    return f"_staging/{stream}/{window.name}/"
+
+
 def rejects_key(window: Window, stream: str = STREAM) -> str:
     return f"_rejects/{stream}/{window.name}.jsonl"
 

@@ -37,6 +37,11 @@ class ObjectStore(Protocol):
 
     def put_file(self, key: str, path: Path) -> None: ...
 
+    def copy(self, source: str, key: str) -> None:
+        """Copies the object at `source` to `key` within the store (server-side where the
+        store can), replacing `key` whole. Raises ObjectNotFound when `source` does not exist."""
+        ...
+
     def get_bytes(self, key: str) -> bytes:
         """Raises ObjectNotFound when the key does not exist."""
         ...

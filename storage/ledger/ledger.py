@@ -111,6 +111,11 @@ class Ledger:
         with self._db.write() as conn:
             return request_stream.reserve(conn, now, pacing, max_wait)
 
+    def give_back_request_slot(self, slot: datetime, pacing: timedelta) -> bool:
+        """Returns a reserved turn that was never used, if no one reserved after it."""
+        with self._db.write() as conn:
+            return request_stream.give_back(conn, slot, pacing)
+
     def hold_requests(self, until: datetime) -> None:
         """No process of the deployment sends an export request before `until`."""
         with self._db.write() as conn:

@@ -47,6 +47,20 @@ def reserve(
     return slot
 
 
+def give_back(conn: Connection, slot: datetime, pacing: timedelta) -> bool:
+    """Returns a reserved turn that was never used (the process stopped while waiting for
+    it), so the next process is not held back by a request nobody sent. Only the latest
+    reservation can be returned: once another process reserved after it, the stream stays."""
+    if not pacing:
+        return False
+    returned = conn.execute(
+        update(meta)
+        .where(meta.c.key == SLOT_KEY, meta.c.value == (slot + pacing).isoformat())
+        .values(value=slot.isoformat())
+    )
+    return bool(returned.rowcount)
+
+
 def hold(conn: Connection, until: datetime) -> None:
     """No process sends a request before `until` (an upstream's Retry-After)."""
     if _slot(conn, until) < until:

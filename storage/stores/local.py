@@ -37,6 +37,24 @@ class LocalStore:
         ):
             shutil.copyfileobj(source, out, _COPY_CHUNK)
 
+    def copy(self, source: str, key: str) -> None:
+        target = self._path(key)
+        with self._errors("read", source):
+            origin = self._path(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            tmp = target.with_name(f".{target.name}{_TMP_MARK}{uuid.uuid4().hex}")
+            try:
+                # A hard link shares the bytes; the rename makes the new name appear whole.
+                os.link(origin, tmp)
+            except FileNotFoundError:
+                raise
+            except OSError:  # a filesystem without hard links: copy the bytes instead
+                shutil.copyfile(origin, tmp)
+            try:
+                os.replace(tmp, target)
+            finally:
+                tmp.unlink(missing_ok=True)
+
     def get_bytes(self, key: str) -> bytes:
         with self._errors("read", key):
             return self._path(key).read_bytes()

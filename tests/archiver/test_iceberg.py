@@ -7,10 +7,9 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
 from archiver.settings import load_settings
@@ -20,7 +19,9 @@ from storage.iceberg.catalog import TableSource
 from storage.iceberg.commit import range_filter
 from storage.layout import Window
 from storage.ledger import Ledger
+from storage.objectstore import ObjectStore
 from storage.schema import STREAM
+from storage.stores import open_store
 from tests.harness import (
     ServiceProcess,
     archived_as_api_records,
@@ -225,9 +226,7 @@ def test_a_service_killed_before_the_catalog_commit_commits_on_restart(
         assert len(left) == len(live), "the killed attempt's files were not cleaned"
 
 
-def tables_store(env: dict[str, str]):  # type: ignore[no-untyped-def]
-    from storage.stores import open_store
-
+def tables_store(env: dict[str, str]) -> ObjectStore:
     settings = load_settings(env)
     return open_store(settings.storage_url, settings.s3)
 
@@ -259,4 +258,3 @@ def test_two_replicas_committing_at_once_lose_no_commit(
     assert rows.num_rows == len(expected_messages(SEED, PER_DAY, windows))
     assert len(table.snapshots()) == 6
     ledger.close()
-    _ = datetime.now(UTC), httpx

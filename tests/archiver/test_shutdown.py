@@ -134,7 +134,7 @@ def test_sigterm_between_paced_requests_leaves_no_window_waiting_for_a_callback_
 ) -> None:
     windows = recent_hours(3)
     with serve_in_thread(create_simulator(loopback_simulator(SEED, PER_DAY))) as simulator_url:
-        env = _env(simulator_url, tmp_path, windows, ARCHIVER_REQUEST_PACING="10s")
+        env = _env(simulator_url, tmp_path, windows, ARCHIVER_REQUEST_PACING="5s")
         service = ServiceProcess(env, tmp_path / "serve.log").start()
         try:
             deadline = time.monotonic() + 20

@@ -154,7 +154,7 @@ def test_a_service_killed_between_its_200_and_the_commit_commits_exactly_on_rest
         s3_endpoint=proxy_url,
         ARCHIVER_LEASE="3s",
         ARCHIVER_PART_BYTES="1024",
-        ARCHIVER_ROW_GROUP_BYTES="1024",
+        ARCHIVER_ROW_GROUP_BYTES="16384",
     )
     store = open_store(f"s3://{s3_bucket}/lake", S3Options(endpoint_url=s3_endpoint))
     ledger = Ledger.open(env["ARCHIVER_LEDGER_URL"])

@@ -65,6 +65,13 @@ def _received(url: str) -> list[datetime]:
     return sorted(datetime.fromisoformat(entry["receivedAt"]) for entry in entries)
 
 
+def _next_slot(ledger: Ledger) -> datetime:
+    """The shared stream's next free turn, read without reserving one (pacing 0)."""
+    slot = ledger.reserve_request_slot(datetime.now(UTC), timedelta(0), timedelta(days=1))
+    assert slot is not None
+    return slot
+
+
 def test_processes_sharing_a_ledger_send_one_paced_stream(ledger: Ledger, upstream: str) -> None:
     other = Ledger.open(ledger.url)
     try:
@@ -95,3 +102,60 @@ def test_a_429_with_retry_after_holds_back_every_process(ledger: Ledger, upstrea
         assert slot is not None and slot >= before + timedelta(seconds=2)
     finally:
         other.close()
+
+
+def test_a_turn_given_back_unused_does_not_hold_back_the_next_process(ledger: Ledger) -> None:
+    now = datetime.now(UTC)
+    pacing = timedelta(seconds=10)
+    first = ledger.reserve_request_slot(now, pacing, max_wait=timedelta(hours=1))
+    second = ledger.reserve_request_slot(now, pacing, max_wait=timedelta(hours=1))
+    assert first == now and second == now + pacing
+
+    assert ledger.give_back_request_slot(second, pacing)
+
+    other = Ledger.open(ledger.url)
+    try:
+        # The first request was sent, so pacing still counts from it; the unused turn does not.
+        assert other.reserve_request_slot(now, timedelta(0), timedelta(hours=1)) == second
+    finally:
+        other.close()
+
+
+def test_a_turn_reserved_after_it_keeps_the_given_back_one_in_the_stream(ledger: Ledger) -> None:
+    now = datetime.now(UTC)
+    pacing = timedelta(seconds=10)
+    mine = ledger.reserve_request_slot(now, pacing, max_wait=timedelta(hours=1))
+    theirs = ledger.reserve_request_slot(now, pacing, max_wait=timedelta(hours=1))
+    assert mine is not None and theirs is not None
+
+    assert not ledger.give_back_request_slot(mine, pacing)
+    assert ledger.reserve_request_slot(now, pacing, timedelta(hours=1)) == theirs + pacing
+
+
+def test_a_requester_stopped_while_waiting_for_its_turn_gives_the_turn_back(
+    ledger: Ledger, upstream: str
+) -> None:
+    pacing = timedelta(seconds=30)
+
+    async def stopped_while_waiting() -> None:
+        client = ExportClient(upstream, KEY, retry=RetryPolicy(attempts=2, base_delay=0.01))
+        policy = RequestPolicy(**{**_policy().__dict__, "pacing": pacing})
+        requester = Requester(
+            ledger, client, public_url="http://127.0.0.1:1", api_key=KEY, policy=policy
+        )
+        try:
+            await requester.plan()
+            tick = asyncio.create_task(requester.request_due())
+            # The tick sent its first request and now waits for its second turn.
+            while _next_slot(ledger) - datetime.now(UTC) < pacing:
+                await asyncio.sleep(0.02)
+            tick.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await tick
+        finally:
+            await client.aclose()
+
+    asyncio.run(stopped_while_waiting())
+
+    [sent] = _received(upstream)
+    assert _next_slot(ledger) - sent < pacing + timedelta(seconds=1)

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from storage.commit import WriteOptions, write_window
-from storage.layout import Window, manifest_key, part_key, rejects_key
+from storage.layout import Window, manifest_key, part_key, rejects_key, staging_prefix
 from storage.manifest import read_manifest
 from storage.objectstore import ObjectStore
 from storage.records import Lineage, normalize_batch
@@ -144,6 +144,44 @@ def test_a_row_far_outside_the_window_writes_no_partition_of_its_own(
     )
     assert part_keys(local_store) == [part_key(DAY.date(), WINDOW, 0)]
     assert result.rejects == 1
+
+
+def test_a_globbing_reader_sees_no_part_of_a_window_until_every_part_is_uploaded(
+    store: ObjectStore,
+) -> None:
+    write_window(store, WINDOW, "e1", batches_of(day_of_messages(300), 20), ingested_at=INGESTED)
+    old_parts = part_keys(store)
+    seen: list[tuple[int, int]] = []
+
+    def reader_looks(rows: int) -> None:
+        # Called before every object the commit writes: what a glob of the table sees then.
+        changed = [key for key in part_keys(store) if key not in old_parts]
+        staged = list(store.list(staging_prefix(WINDOW)))
+        seen.append((len(changed), len(staged)))
+
+    result = write_window(
+        store,
+        WINDOW,
+        "e2",
+        batches_of(day_of_messages(300), 20),
+        ingested_at=INGESTED,
+        options=TINY,
+        fence=reader_looks,
+    )
+    parts = len(result.parts)
+    assert parts > 2
+    # The new parts appear in the table's prefix only once all of them are staged.
+    assert all(staged == parts for changed, staged in seen if changed)
+    assert max(staged for _, staged in seen) == parts
+    assert list(store.list("_staging/")) == []
+
+
+def test_uploads_staged_by_an_attempt_that_crashed_are_removed(local_store: ObjectStore) -> None:
+    leftover = staging_prefix(WINDOW) + part_key(DAY.date(), WINDOW, 9)
+    local_store.put_bytes(leftover, b"an upload of a crashed attempt")
+    write_window(local_store, WINDOW, "e", [batch([message(1, DAY)])], ingested_at=INGESTED)
+    assert list(local_store.list("_staging/")) == []
+    assert part_keys(local_store) == [part_key(DAY.date(), WINDOW, 0)]
 
 
 def test_parts_left_by_an_attempt_that_never_committed_are_deleted(

@@ -57,6 +57,17 @@ def test_put_file_and_download_file_round_trip(store: ObjectStore, tmp_path: Pat
     assert target.read_bytes() == source.read_bytes()
 
 
+def test_copy_replaces_the_target_whole_and_leaves_the_source(store: ObjectStore) -> None:
+    store.put_bytes("staged/part.bin", b"new bytes")
+    store.put_bytes("table/part.bin", b"old")
+    store.copy("staged/part.bin", "table/part.bin")
+    assert store.get_bytes("table/part.bin") == b"new bytes"
+    store.delete("staged/part.bin")
+    assert store.get_bytes("table/part.bin") == b"new bytes"
+    with pytest.raises(ObjectNotFound, match=r"staged/part\.bin"):
+        store.copy("staged/part.bin", "table/other.bin")
+
+
 def test_check_access_leaves_nothing_behind(store: ObjectStore) -> None:
     store.check_access()
     assert list(store.list("")) == []
