@@ -197,11 +197,11 @@ def _absent_as_null(texts: pa.Array) -> pa.Array:
     """The empty texts (absent values: no JSON value is empty) as nulls, without copying the
     texts: the same buffers under a validity bitmap."""
     present = pc.greater(pc.binary_length(texts), 0)
-    absent = len(texts) - pc.sum(present).as_py()
-    if absent == 0 or texts.null_count or texts.offset:
-        return texts if absent == 0 else pc.if_else(present, texts, None)
-    validity = present.buffers()[1] if present.offset == 0 else None
-    if validity is None:
-        return pc.if_else(present, texts, None)
+    absent = len(texts) - (pc.sum(present).as_py() or 0)
+    if absent == 0:
+        return texts
+    if texts.null_count or texts.offset or present.offset:
+        return pc.if_else(present, texts, pa.scalar(None, pa.string()))
     _, offsets, data = texts.buffers()
+    validity = present.buffers()[1]
     return pa.Array.from_buffers(pa.string(), len(texts), [validity, offsets, data], absent)
