@@ -186,10 +186,11 @@ def test_reject_lines_give_each_record_back_in_the_api_s_fields() -> None:
     ]
     normalized = normalize_batch(batch(records), Lineage("e", WINDOW, INGESTED)).batch
 
-    lines = reject_lines(normalized, "createdAt lies outside the requested window")
+    reason = "createdAt lies outside the requested window"
+    lines = reject_lines(normalized, reason)
 
     text = "".join(lines.to_pylist())
     assert text.count("\n") == len(records) and text.endswith("\n")
     parsed = [json.loads(line) for line in text.splitlines()]
-    assert [line["reason"] for line in parsed] == ["createdAt lies outside the requested window"] * 3
+    assert [line["reason"] for line in parsed] == [reason] * 3
     assert [line["record"] for line in parsed] == records
