@@ -73,6 +73,8 @@ def run_windows(
     window = WINDOW
     try:
         ledger.plan(STREAM, [window])
+        # Requested before `serve` starts, so its own scheduler finds nothing due to request.
+        attempt = _export_again(ledger, window)
         port = free_port()
         env = {
             "PATH": os.environ.get("PATH", ""),
@@ -99,7 +101,8 @@ def run_windows(
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(base, process, work_dir)
             for number, link in enumerate(links):
-                attempt = _export_again(ledger, window)
+                if number:
+                    attempt = _export_again(ledger, window)
                 body = json.dumps({"status": "completed", "url": link}).encode()
                 answer = httpx.post(
                     f"{base}/callbacks/{attempt.export_id}/{attempt.token}",
