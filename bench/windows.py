@@ -1,6 +1,10 @@
 """Many windows through one `chat-archiver serve` process, one after another, with the
 process's resident memory after each commit: whether memory stays flat across windows.
 
+Every run is a new export of the same window (the day the export files hold), committed over
+the previous one, so each file's rows land in their own window and none is rejected as
+outside it.
+
 Used by `bench/intake_memory.py --windows N`.
 """
 
@@ -16,11 +20,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from benchlib import DAY, S3_ENV, _wait_committed, _wait_healthy, peak_rss_mb
+from benchlib import S3_ENV, WINDOW, _wait_committed, _wait_healthy, peak_rss_mb
 
 from archiver.embedded import free_port
 from storage.layout import Window
-from storage.ledger import Ledger
+from storage.ledger import ExportAttempt, Ledger
 from storage.schema import STREAM
 
 
@@ -36,9 +40,14 @@ class WindowRun:
     """VmHWM of `serve` so far."""
 
 
-def windows_before(count: int) -> list[Window]:
-    """`count` one-day windows ending where the benchmark's own window starts."""
-    return [Window(DAY - timedelta(days=n + 2), DAY - timedelta(days=n + 1)) for n in range(count)]
+def _export_again(ledger: Ledger, window: Window) -> ExportAttempt:
+    """A new export attempt of `window`, as `export` of a committed window makes one."""
+    now = datetime.now(UTC)
+    ledger.force_due(STREAM, [window], include_committed=True, now=now)
+    [attempt] = ledger.claim_due(
+        STREAM, now, limit=1, callback_timeout=timedelta(hours=6), max_attempts=5
+    )
+    return attempt
 
 
 def rss_mb(pid: int) -> float:
@@ -61,15 +70,11 @@ def run_windows(
     work_dir.mkdir(parents=True, exist_ok=True)
     ledger_url = f"sqlite:///{work_dir}/ledger.db"
     ledger = Ledger.open(ledger_url)
-    windows = windows_before(len(links))
+    window = WINDOW
     try:
-        ledger.plan(STREAM, windows)
-        now = datetime.now(UTC)
-        ledger.force_due(STREAM, windows, include_committed=True, now=now)
-        attempts = ledger.claim_due(
-            STREAM, now, limit=len(windows), callback_timeout=timedelta(hours=6), max_attempts=5
-        )
-        by_window = {attempt.window: attempt for attempt in attempts}
+        ledger.plan(STREAM, [window])
+        # Requested before `serve` starts, so its own scheduler finds nothing due to request.
+        attempt = _export_again(ledger, window)
         port = free_port()
         env = {
             "PATH": os.environ.get("PATH", ""),
@@ -95,8 +100,9 @@ def run_windows(
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(base, process, work_dir)
-            for number, (window, link) in enumerate(zip(windows, links, strict=True)):
-                attempt = by_window[window]
+            for number, link in enumerate(links):
+                if number:
+                    attempt = _export_again(ledger, window)
                 body = json.dumps({"status": "completed", "url": link}).encode()
                 answer = httpx.post(
                     f"{base}/callbacks/{attempt.export_id}/{attempt.token}",

@@ -39,7 +39,7 @@ from storage.layout import (
 from storage.manifest import Manifest, ManifestError, PartInfo, read_manifest
 from storage.objectstore import ObjectStore
 from storage.parquet_parts import LocalPart, PartWriter, rewrite_without
-from storage.records import Lineage, Reject, api_records, normalize_batch
+from storage.records import Lineage, Reject, normalize_batch, reject_lines
 from storage.schema import MESSAGE_SCHEMA, STREAM, UTC_MICROS
 
 __all__ = [
@@ -53,6 +53,9 @@ __all__ = [
 ]
 
 OUTSIDE_WINDOW = "createdAt lies outside the requested window"
+# Rows outside the window are turned into rejects lines this many at a time, so an export that
+# is all outside its window is written in bounded memory.
+REJECT_ROWS = 8192
 
 
 @dataclass(frozen=True)
@@ -204,8 +207,12 @@ def stage(
                     outside = pc.or_(pc.less(created, start), pc.greater_equal(created, end))
                     outside_count = pc.sum(outside).as_py() or 0
                     if outside_count:
-                        for record in api_records(piece.filter(outside)):
-                            rejects_out.write(Reject(OUTSIDE_WINDOW, record).to_json() + "\n")
+                        outside_rows = piece.filter(outside)
+                        for offset in range(0, outside_rows.num_rows, REJECT_ROWS):
+                            lines = reject_lines(
+                                outside_rows.slice(offset, REJECT_ROWS), OUTSIDE_WINDOW
+                            )
+                            rejects_out.write("".join(lines.to_pylist()))
                         staged.rejects += outside_count
                         staged.outside_window += outside_count
                         piece = piece.filter(pc.invert(outside))

@@ -28,7 +28,6 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from storage.instants import iso_z
 from storage.jsontext import json_objects, json_strings
 from storage.layout import Window
 from storage.schema import API_FIELDS, MESSAGE_SCHEMA, UTC_MICROS
@@ -118,19 +117,45 @@ def normalize_batch(batch: pa.RecordBatch, lineage: Lineage) -> Normalized:
     return Normalized(out, rejects)
 
 
-def api_records(batch: pa.RecordBatch) -> list[dict[str, Any]]:
-    """MESSAGE_SCHEMA rows back in the API's field names (timestamps as ISO text, `extra`
-    fields merged in), for the rejects file."""
+def reject_lines(batch: pa.RecordBatch, reason: str) -> pa.Array:
+    """MESSAGE_SCHEMA rows as lines of the rejects file, `{"reason":...,"record":{...}}` and a
+    line break each: the record in the API's field names (timestamps as ISO text, nulls as
+    null, `extra` fields merged in). Built column-wise, so a window whose export is all
+    outside it costs what the rows cost to write, not a Python object per value."""
     names = {column: field for field, column in API_FIELDS.items()}
-    out = []
-    for row in batch.to_pylist():
-        record: dict[str, Any] = json.loads(row["extra"]) if row.get("extra") else {}
-        for column, value in row.items():
-            if column in names:
-                shown = iso_z(value) if isinstance(value, datetime) else value
-                record[names[column]] = shown
-        out.append(record)
-    return out
+    known = []
+    for column in batch.schema.names:
+        if column not in names:
+            continue
+        values = batch.column(column)
+        if pa.types.is_dictionary(values.type):
+            values = values.cast(pa.string())
+        if pa.types.is_timestamp(values.type):
+            text = json_strings(_iso_z(values))
+        elif pa.types.is_string(values.type):
+            text = json_strings(values)
+        else:
+            text = values.cast(pa.string())
+        known.append((names[column], pc.fill_null(text, "null")))
+    record = json_objects(known, batch.num_rows)
+    if "extra" in batch.schema.names:
+        extra = batch.column("extra")
+        # `extra` is a compact JSON object of the fields the API does not have: its members
+        # go in front of the known ones, as one object.
+        merged = pc.binary_join_element_wise(
+            pc.utf8_slice_codeunits(extra, 0, -1), ",", pc.utf8_slice_codeunits(record, 1), ""
+        )
+        empty = pc.fill_null(pc.less_equal(pc.utf8_length(extra), 2), True)
+        record = pc.if_else(empty, record, merged)
+    head = '{"reason":' + json.dumps(reason, ensure_ascii=False) + ',"record":'
+    return pc.binary_join_element_wise(head, record, "}\n", "")
+
+
+def _iso_z(moments: pa.Array) -> pa.Array:
+    """`storage.instants.iso_z` column-wise: microseconds only when there are any."""
+    text = pc.strftime(moments.cast(UTC_MICROS), format="%Y-%m-%dT%H:%M:%S", locale="C")
+    text = pc.replace_substring_regex(text, r"\.000000$", "")
+    return pc.binary_join_element_wise(text, "Z", "")
 
 
 def as_string(array: pa.Array) -> pa.Array:

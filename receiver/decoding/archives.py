@@ -180,6 +180,8 @@ def zip_members(path: Path, budget: ExpansionBudget) -> Iterator[list[tuple[str,
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as error:
         raise DecodeError(f"the zip archive is corrupt: {error}") from None
     with archive:
+        if any(not info.filename for info in archive.infolist()):
+            raise DecodeError("the zip archive is corrupt: a member has no name")
         members = sorted((i for i in archive.infolist() if not _skipped(i)), key=_name)
         declared = sum(info.file_size for info in members)
         if declared > budget.limit - budget.used:

@@ -31,6 +31,7 @@ JSON_CHUNK_BYTES = 4 * 1024 * 1024
 # pyarrow reads up to 32 blocks ahead, so this bounds memory (~64 MiB) as well as the
 # largest CSV row (a message's content and raw content are at most 100000 characters each).
 CSV_BLOCK_BYTES = 2 * 1024 * 1024
+CSV_BATCH_BYTES = 4 * 1024 * 1024
 _DELIMITERS = (",", ";", "\t", "|")
 _MIN_KNOWN_COLUMNS = 2
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -273,8 +274,11 @@ def csv_batches(stream: IO[bytes], header: Csv, batch_rows: int) -> Iterator[pa.
         )
         for batch in reader:
             pending.append(batch)
-            if sum(b.num_rows for b in pending) >= batch_rows:
-                for out in _rebatch(pending, batch_rows, final=False):
+            pending_rows = sum(b.num_rows for b in pending)
+            # Batches as large in memory as a JSON block's, not only as long: a batch of wide
+            # rows costs several times its size while it is normalised.
+            if pending_rows >= batch_rows or sum(b.nbytes for b in pending) >= CSV_BATCH_BYTES:
+                for out in _rebatch(pending, min(pending_rows, batch_rows), final=False):
                     rows += out.num_rows
                     yield csv_batch(out)
         if counted.quotes % 2:

@@ -8,7 +8,7 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pytest
 
-from storage.records import Lineage, as_timestamp, normalize_batch
+from storage.records import Lineage, as_timestamp, normalize_batch, reject_lines
 from storage.schema import MESSAGE_SCHEMA
 from tests.storage.messages import DAY, INGESTED, WINDOW, batch, message
 
@@ -175,3 +175,22 @@ def test_numbers_are_not_taken_for_timestamps() -> None:
     stamps, bad = as_timestamp(pa.array([1709251200, None]))
     assert stamps.to_pylist() == [None, None]
     assert bad.to_pylist() == [True, False]
+
+
+def test_reject_lines_give_each_record_back_in_the_api_s_fields() -> None:
+    tricky = 'quote " backslash \\ newline \n tab \t bell \x07 unicode ação 😀'
+    records = [
+        message(1, DAY, content=tricky, ticketIds=["t1"], meta={"a": {"b": [1, 2.5]}}),
+        message(2, datetime(2024, 3, 1, 10, 0, 0, 123456, tzinfo=UTC), rawContent=None),
+        message(3, DAY, updatedAt=None, role=None),
+    ]
+    normalized = normalize_batch(batch(records), Lineage("e", WINDOW, INGESTED)).batch
+
+    reason = "createdAt lies outside the requested window"
+    lines = reject_lines(normalized, reason)
+
+    text = "".join(lines.to_pylist())
+    assert text.count("\n") == len(records) and text.endswith("\n")
+    parsed = [json.loads(line) for line in text.splitlines()]
+    assert [line["reason"] for line in parsed] == [reason] * 3
+    assert [line["record"] for line in parsed] == records

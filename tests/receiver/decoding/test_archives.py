@@ -93,3 +93,12 @@ def test_a_zip_declaring_too_much_is_refused_before_inflating(tmp_path: Path) ->
 
     with pytest.raises(DecodeError, match="likely decompression bomb"):
         read(tmp_path, out.getvalue())
+
+
+def test_a_zip_member_without_a_name_is_a_decode_error(tmp_path: Path) -> None:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as archive:
+        archive.writestr(zipfile.ZipInfo(""), ndjson(MESSAGES))
+
+    with pytest.raises(DecodeError, match="a member has no name"):
+        read(tmp_path, out.getvalue())
