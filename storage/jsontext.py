@@ -20,6 +20,8 @@ _NEEDS_ESCAPE = '[\\\\"\\x00-\\x1f]'
 # A JSON string, or whitespace outside one (RE2 and Python's re read it alike).
 _TOKEN_OR_SPACE = r'("(?:[^"\\]|\\.)*")|[ \t\r\n]+'
 _TOKEN_OR_SPACE_RE = re.compile(_TOKEN_OR_SPACE, re.DOTALL)
+# An object or array with whitespace somewhere in its text (one RE2 pass over the column).
+_NESTED_WITH_SPACE = r"^[{\[][^ \t\r\n]*[ \t\r\n]"
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 
 
@@ -39,9 +41,7 @@ def compact(texts: pa.Array) -> pa.Array:
     """JSON values without whitespace between their tokens (`{"a": [1, 2]}` -> `{"a":[1,2]}`);
     numbers, strings and key order stay exactly as written. Scalars are left alone."""
     texts = texts.cast(pa.string())
-    nested = pc.or_(pc.starts_with(texts, "{"), pc.starts_with(texts, "["))
-    spaced = pc.and_(nested, pc.match_substring_regex(texts, "[ \t\r\n]"))
-    spaced = pc.fill_null(spaced, False)
+    spaced = pc.fill_null(pc.match_substring_regex(texts, _NESTED_WITH_SPACE), False)
     if not pc.any(spaced).as_py():
         return texts
     tight = pc.replace_substring_regex(pc.filter(texts, spaced), _TOKEN_OR_SPACE, r"\1")
@@ -60,6 +60,10 @@ def json_objects(columns: list[tuple[str, pa.Array]], rows: int) -> pa.Array:
     given; a null value leaves its key out, and a row with no value at all is null."""
     if not columns:
         return pa.nulls(rows, pa.string())
+    if len(columns) == 1:  # the usual drift: one pass, a null value is a null row
+        key, values = columns[0]
+        opening = "{" + _ENCODER.encode(key) + ":"
+        return pc.binary_join_element_wise(opening, values.cast(pa.string()), "}", "")
     pieces = [
         pc.binary_join_element_wise("," + _ENCODER.encode(key) + ":", values.cast(pa.string()), "")
         for key, values in columns

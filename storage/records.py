@@ -255,7 +255,9 @@ def extra_json(
             continue
         if name in json_text:
             text = array.cast(pa.string())
-            text = pc.if_else(pc.equal(text, "null"), pa.scalar(None, pa.string()), text)
+            sent_null = pc.equal(text, "null")
+            if pc.any(sent_null).as_py():
+                text = pc.if_else(sent_null, pa.scalar(None, pa.string()), text)
         elif pa.types.is_string(array.type) or pa.types.is_large_string(array.type):
             text = json_strings(array)
         else:

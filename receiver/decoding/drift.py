@@ -179,13 +179,29 @@ def _texts(values: list[msgspec.Raw], rows: int) -> pa.Array | None:
     is nested deeper than the scanner allows."""
     lines = pa.array([_ENCODER.encode_lines(values)], pa.large_string())
     texts = pc.split_pattern(lines, "\n").flatten().slice(0, rows).cast(pa.string())
-    texts = pc.if_else(pc.equal(texts, ""), pa.scalar(None, pa.string()), texts)
-    brackets = pc.add(pc.count_substring(texts, "["), pc.count_substring(texts, "{"))
-    deep = pc.fill_null(pc.greater_equal(brackets, _DEEP_BRACKETS), False)
-    if pc.any(deep).as_py():
-        for text in pc.filter(texts, deep).to_pylist():
+    texts = _absent_as_null(texts)
+    # Only a text this long can hold that many brackets: the count runs on those alone.
+    long = pc.greater_equal(pc.binary_length(texts), _DEEP_BRACKETS)
+    if pc.any(long).as_py():
+        candidates = pc.filter(texts, long)
+        brackets = pc.add(pc.count_substring(candidates, "["), pc.count_substring(candidates, "{"))
+        for text in pc.filter(candidates, pc.greater_equal(brackets, _DEEP_BRACKETS)).to_pylist():
             try:
                 value_end(text.encode(), 0, True, max_depth=_DEEP_BRACKETS)
             except DecodeError:
                 return None
     return compact(texts)
+
+
+def _absent_as_null(texts: pa.Array) -> pa.Array:
+    """The empty texts (absent values: no JSON value is empty) as nulls, without copying the
+    texts: the same buffers under a validity bitmap."""
+    present = pc.greater(pc.binary_length(texts), 0)
+    absent = len(texts) - (pc.sum(present).as_py() or 0)
+    if absent == 0:
+        return texts
+    if texts.null_count or texts.offset or present.offset:
+        return pc.if_else(present, texts, pa.scalar(None, pa.string()))
+    _, offsets, data = texts.buffers()
+    validity = present.buffers()[1]
+    return pa.Array.from_buffers(pa.string(), len(texts), [validity, offsets, data], absent)

@@ -57,6 +57,9 @@ _CLOSERS = {ord("]"): ord("["), ord("}"): ord("{")}
 # one for a while.
 _ELEMENTS = msgspec.json.Decoder(list[msgspec.Raw])
 _BULK_TRIES = 4
+# Once the elements are one per line: a line that does not start an object (one regex pass,
+# cheaper than counting a two-byte pattern).
+_NOT_AN_OBJECT_NEXT = re.compile(rb"\n[^{]")
 
 _LBRACKET, _RBRACKET, _LBRACE, _RBRACE = b"[]{}"
 _QUOTE, _COMMA, _COLON = ord('"'), ord(","), ord(":")
@@ -140,7 +143,7 @@ def _validate_utf8(data: bytes | memoryview) -> None:
     pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(data)]).validate(full=True)
 
 
-def _complete_utf8(data: bytes) -> int:
+def _complete_utf8(data: bytes | memoryview) -> int:
     """The length of `data` without a multi-byte sequence cut off at its end."""
     for back in range(1, min(4, len(data)) + 1):
         byte = data[-back]
@@ -326,9 +329,9 @@ class RecordScanner:
                 cut = self._buf.rfind(b"}", start, end)
             if cut < 0:
                 break
-            stretch = self._buf[start : cut + 1]
+            stretch = memoryview(self._buf)[start : cut + 1]
             try:
-                elements = _ELEMENTS.decode(b"[" + stretch + b"]")
+                elements = _ELEMENTS.decode(b"".join((b"[", stretch, b"]")))  # one copy
             except (msgspec.DecodeError, RecursionError):
                 end = cut
                 continue
@@ -338,7 +341,7 @@ class RecordScanner:
                 block = b"\n".join(
                     bytes(element).replace(b"\r", b" ").replace(b"\n", b" ") for element in elements
                 )
-            if block[:1] != b"{" or block.count(b"\n{") != len(elements) - 1:
+            if block[:1] != b"{" or _NOT_AN_OBJECT_NEXT.search(block):
                 break  # an element that is not an object: framed one by one, it is reported
             self._pos = cut + 1
             self.records += len(elements)

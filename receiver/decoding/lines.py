@@ -25,6 +25,7 @@ from receiver.decoding.jsonscan import CHUNK_BYTES, Handoff, Resume, _complete_u
 
 # The first block is small, so that parsing starts early; blocks then double in size.
 FIRST_BLOCK_BYTES = 256 * 1024
+_NEWLINE = ord("\n")
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,9 @@ class LineBlocks:
 
     Call `accepted` for each block the parser took, oldest first; once iteration ends,
     `rest()` says where the exact scanner must pick up, if anywhere.
+
+    The stream is read into one buffer that is reused for the whole file, so each block costs
+    one copy (into the block handed to the parser) and no fresh pages for the reads.
     """
 
     def __init__(
@@ -60,40 +64,44 @@ class LineBlocks:
         self._block_bytes = block_bytes
         self._limit = min(block_bytes, FIRST_BLOCK_BYTES)  # doubles up to block_bytes
         self._read_bytes = read_bytes
-        self._buf = start.data
-        self._pos = 0
+        self._buf = bytearray(start.data)
+        self._pos = 0  # the next block starts here
+        self._end = len(start.data)  # bytes in _buf past this are stale
+        self._checked = self._end - len(start.partial)  # valid UTF-8 up to here
         self._offset = start.offset  # of _buf[0] in the stream
-        self._partial = start.partial
         self._eof = False
-        self._refused = b""  # a read that failed UTF-8 validation, for the scanner to report
+        self._refused = False  # a read failed UTF-8 validation: the scanner will report it
         self._records = 0
         self._unaccepted: deque[tuple[LineBlock, bytes]] = deque()  # (block, its line break)
         self.finished = False  # every byte was cut into blocks
 
     def __iter__(self) -> Iterator[LineBlock]:
+        buf = self._buf
         while self._fill():
-            available = len(self._buf) - self._pos
+            available = self._end - self._pos
             if available == 0:
                 self.finished = True
                 return
             if self._eof and available <= self._limit:
-                cut = len(self._buf) - self._buf.endswith(b"\n")  # the rest, in one block
+                # the rest, in one block
+                cut = self._end - (buf[self._end - 1] == _NEWLINE)
             else:
-                cut = self._buf.rfind(b"\n", self._pos, self._pos + self._limit)
+                cut = buf.rfind(b"\n", self._pos, min(self._pos + self._limit, self._end))
                 if cut < 0 and self._limit < self._block_bytes:
                     self._limit = min(2 * self._limit, self._block_bytes)
                     continue
                 if cut < 0:
                     return  # a line longer than a block: the scanner frames it
-            data = self._buf[self._pos : cut]
-            rows = data.count(b"\n") + 1
+            rows = buf.count(b"\n", self._pos, cut) + 1
             if rows > self._batch_rows:
                 cut = self._pos - 1
                 for _ in range(self._batch_rows):
-                    cut = self._buf.index(b"\n", cut + 1)
-                data, rows = self._buf[self._pos : cut], self._batch_rows
+                    cut = buf.index(b"\n", cut + 1, self._end)
+                rows = self._batch_rows
+            with memoryview(buf) as view:
+                data = bytes(view[self._pos : cut])
             block = LineBlock(data, rows, self._records, self._offset + self._pos)
-            newline = self._buf[cut : cut + 1]
+            newline = bytes(buf[cut : min(cut + 1, self._end)])
             self._unaccepted.append((block, newline))
             self._pos = cut + len(newline)
             self._records += rows
@@ -116,34 +124,53 @@ class LineBlocks:
             resume = Resume(first.offset, first.first)
         else:
             resume = Resume(self._offset + self._pos, self._records)
-        kept += [self._buf[self._pos :], self._refused]
+        kept.append(bytes(self._buf[self._pos : self._end]))
         self._unaccepted.clear()
         return cast(IO[bytes], _Replay(b"".join(kept), self._stream)), resume
 
     def _fill(self) -> bool:
         """Reads until a block's worth is buffered or the stream ends; False if a read is not
         valid UTF-8 (the scanner will say where)."""
-        pieces: list[bytes | memoryview] = [memoryview(self._buf)[self._pos :]]
-        buffered = len(pieces[0])
-        while not self._eof and buffered < self._limit:
-            data = self._stream.read(self._read_bytes)
-            piece = self._partial + data if self._partial else data
-            complete = _complete_utf8(piece) if data else len(piece)
-            try:
-                _validate_utf8(memoryview(piece)[:complete])
-            except pa.ArrowInvalid:
-                self._refused = data
-                self._eof = True
-                break
-            self._partial = piece[complete:]
-            if not data:
-                self._eof = True
-            pieces.append(data)
-            buffered += len(data)
-        if len(pieces) > 1:
-            self._offset += self._pos
-            self._buf, self._pos = b"".join(pieces), 0
+        while not self._eof and not self._refused and self._end - self._pos < self._limit:
+            self._make_room()
+            with memoryview(self._buf) as view:
+                read = self._read_into(view[self._end : self._end + self._read_bytes])
+                self._end += read
+                unchecked = view[self._checked : self._end]
+                complete = _complete_utf8(unchecked) if read else len(unchecked)
+                try:
+                    _validate_utf8(unchecked[:complete])
+                except pa.ArrowInvalid:
+                    self._refused = True
+                    break
+                finally:
+                    unchecked.release()
+            self._checked += complete
+            self._eof = read == 0
         return not self._refused
+
+    def _make_room(self) -> None:
+        """Room for one more read at the end of the buffer: the bytes not yet cut move to its
+        start, and it grows only if they and a read do not fit."""
+        if len(self._buf) - self._end >= self._read_bytes:
+            return
+        if self._pos:
+            kept = self._end - self._pos
+            with memoryview(self._buf) as view:
+                view[:kept] = view[self._pos : self._end]  # a memmove, no temporary copy
+            self._offset += self._pos
+            self._checked -= self._pos
+            self._end, self._pos = kept, 0
+        if len(self._buf) - self._end < self._read_bytes:
+            self._buf.extend(bytes(self._end + self._read_bytes - len(self._buf)))
+
+    def _read_into(self, view: memoryview) -> int:
+        readinto = getattr(self._stream, "readinto", None)
+        if readinto is not None:
+            return int(readinto(view) or 0)
+        data = self._stream.read(len(view))
+        view[: len(data)] = data
+        return len(data)
 
 
 class _Replay(io.RawIOBase):

@@ -157,3 +157,29 @@ def test_invalid_utf8_after_the_first_read_is_reported_at_its_byte() -> None:
     replay, resume = rest
     with pytest.raises(DecodeError, match="invalid UTF-8 at byte 117"):
         list(RecordScanner(replay, resume=resume))
+
+
+@pytest.mark.parametrize("read_bytes", [1, 7, 16, 1000])
+def test_blocks_cut_from_a_reused_buffer_give_back_every_byte_in_order(read_bytes: int) -> None:
+    data = lines(*(record(n, content="é€😀" * (n % 4)) for n in range(40)))
+    cutter = LineBlocks(
+        Handoff(data[:5], 0, b""),
+        io.BytesIO(data[5:]),
+        batch_rows=3,
+        block_bytes=96,
+        read_bytes=read_bytes,
+    )
+    cut = []
+    for number, block in enumerate(cutter):
+        assert block.offset == len(b"".join(piece + b"\n" for piece in cut))
+        cut.append(block.data)
+        if number < 6:
+            cutter.accepted(block)
+
+    rest = cutter.rest()
+
+    assert rest is not None
+    replay, resume = rest
+    assert b"\n".join(cut[:6]) + b"\n" + replay.read() == data
+    assert resume.offset == len(b"\n".join(cut[:6])) + 1
+    assert all(len(block.split(b"\n")) <= 3 for block in cut)
