@@ -136,27 +136,35 @@ class Requester:
         """Waits for this process's turn in the request stream that every process of the
         ledger shares (`pacing` apart, later after a Retry-After); False if it is too far."""
         now = self._clock()
-        slot = await asyncio.to_thread(
-            self._ledger.reserve_request_slot, now, self._policy.pacing, MAX_TURN_WAIT
+        reserving = asyncio.ensure_future(
+            asyncio.to_thread(
+                self._ledger.reserve_request_slot, now, self._policy.pacing, MAX_TURN_WAIT
+            )
         )
-        if slot is None:
-            return False
-        if slot > now:
-            try:
+        try:
+            # Shielded: a stop during the reservation still learns which turn it took.
+            slot = await asyncio.shield(reserving)
+            if slot is None:
+                return False
+            if slot > now:
                 await asyncio.sleep((slot - now).total_seconds())
-            except asyncio.CancelledError:
-                await self._return_turn(slot)
-                raise
+        except asyncio.CancelledError:
+            await self._return_turn(reserving)
+            raise
         return True
 
-    async def _return_turn(self, slot: datetime) -> None:
+    async def _return_turn(self, reserving: asyncio.Future[datetime | None]) -> None:
         """Stopping while waiting for a turn: the turn was never used, so it must not hold
         back the next process (a restart, another replica) by a request nobody sent."""
         try:
-            await asyncio.wait_for(
-                asyncio.to_thread(self._ledger.give_back_request_slot, slot, self._policy.pacing),
-                GIVE_BACK_TIMEOUT,
-            )
+            slot = await asyncio.wait_for(asyncio.shield(reserving), GIVE_BACK_TIMEOUT)
+            if slot is not None:
+                await asyncio.wait_for(
+                    asyncio.to_thread(
+                        self._ledger.give_back_request_slot, slot, self._policy.pacing
+                    ),
+                    GIVE_BACK_TIMEOUT,
+                )
         except Exception as error:  # noqa: BLE001 - stopping goes on; the stream only waits longer
             log.warning("request_turn_not_returned", extra={"reason": one_line(error)})
 
