@@ -104,12 +104,21 @@ def test_a_429_with_retry_after_holds_back_every_process(ledger: Ledger, upstrea
         other.close()
 
 
+TURN_PACING = timedelta(seconds=10)
+
+
+def _two_turns(ledger: Ledger, now: datetime) -> tuple[datetime, datetime]:
+    """Two turns reserved back to back at `now`, TURN_PACING apart."""
+    first = ledger.reserve_request_slot(now, TURN_PACING, max_wait=timedelta(hours=1))
+    second = ledger.reserve_request_slot(now, TURN_PACING, max_wait=timedelta(hours=1))
+    assert first == now and second == now + TURN_PACING
+    return first, second
+
+
 def test_a_turn_given_back_unused_does_not_hold_back_the_next_process(ledger: Ledger) -> None:
     now = datetime.now(UTC)
-    pacing = timedelta(seconds=10)
-    first = ledger.reserve_request_slot(now, pacing, max_wait=timedelta(hours=1))
-    second = ledger.reserve_request_slot(now, pacing, max_wait=timedelta(hours=1))
-    assert first == now and second == now + pacing
+    pacing = TURN_PACING
+    _, second = _two_turns(ledger, now)
 
     assert ledger.give_back_request_slot(second, pacing)
 
@@ -123,10 +132,8 @@ def test_a_turn_given_back_unused_does_not_hold_back_the_next_process(ledger: Le
 
 def test_a_turn_reserved_after_it_keeps_the_given_back_one_in_the_stream(ledger: Ledger) -> None:
     now = datetime.now(UTC)
-    pacing = timedelta(seconds=10)
-    mine = ledger.reserve_request_slot(now, pacing, max_wait=timedelta(hours=1))
-    theirs = ledger.reserve_request_slot(now, pacing, max_wait=timedelta(hours=1))
-    assert mine is not None and theirs is not None
+    pacing = TURN_PACING
+    mine, theirs = _two_turns(ledger, now)
 
     assert not ledger.give_back_request_slot(mine, pacing)
     assert ledger.reserve_request_slot(now, pacing, timedelta(hours=1)) == theirs + pacing
