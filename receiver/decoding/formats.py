@@ -8,6 +8,8 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sys
+import threading
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,8 +36,12 @@ JSON_CHUNK_BYTES = 4 * 1024 * 1024
 CSV_BLOCK_BYTES = 2 * 1024 * 1024
 CSV_BATCH_BYTES = 4 * 1024 * 1024
 # Framing (the exact scanner, msgspec for arrays) holds the GIL and is the slower side, so a
-# second block parsing at once saves no time there and costs ~30 MB at a million messages.
+# second block parsing at once saves no time there and costs ~25 MB at a million messages.
 FRAMED_AHEAD = 1
+# Blocks pyarrow's CSV reader may read ahead of the batches taken from it, and how long a read
+# waits for the next batch to be taken before holding back is given up.
+CSV_READ_AHEAD = 4
+CSV_READ_AHEAD_WAIT = 2.0
 _DELIMITERS = (",", ";", "\t", "|")
 _MIN_KNOWN_COLUMNS = 2
 _LINE_END = re.compile(rb"\r\n|\r|\n")
@@ -264,6 +270,7 @@ def csv_batches(stream: IO[bytes], header: Csv, batch_rows: int) -> Iterator[pa.
             ),
         )
         for batch in reader:
+            counted.took_batch()
             pending.append(batch)
             pending_rows = sum(b.num_rows for b in pending)
             # Batches as large in memory as a JSON block's, not only as long: a batch of wide
@@ -297,21 +304,52 @@ def csv_batches(stream: IO[bytes], header: Csv, batch_rows: int) -> Iterator[pa.
         if "invalid UTF8" in str(error):
             raise DecodeError(f"the CSV has invalid UTF-8 after data row {rows}") from None
         raise DecodeError(f"the CSV cannot be read after data row {rows}: {error}") from None
+    finally:
+        counted.stop_holding_back()  # a reader given up must not wait for batches never taken
 
 
 class _QuoteCounter(io.RawIOBase):
     """Passes a stream through, counting `"`: a well-formed CSV has an even number of them
-    (quoted values open and close, and quotes inside them are doubled)."""
+    (quoted values open and close, and quotes inside them are doubled).
 
-    def __init__(self, inner: IO[bytes]) -> None:
+    It also holds pyarrow's CSV reader back: the reader reads up to 32 blocks ahead of the
+    batches taken from it (64 MiB of raw text at our block size; not a setting pyarrow has).
+    A read waits while `ahead` reads are not matched by batches taken (`took_batch`); a row
+    never spans more than two blocks, so the reader always has what it needs for the next
+    batch. Should a wait ever run out anyway, holding back stops for the rest of the file.
+    """
+
+    def __init__(self, inner: IO[bytes], ahead: int = CSV_READ_AHEAD) -> None:
         super().__init__()
         self._inner = inner
         self.quotes = 0
+        self._ahead = ahead
+        self._reads = 0
+        self._taken = 0
+        self._turn = threading.Condition()
 
     def readable(self) -> bool:
         return True
 
+    def took_batch(self) -> None:
+        with self._turn:
+            self._taken += 1
+            self._turn.notify_all()
+
+    def stop_holding_back(self) -> None:
+        """Lets every read through (the reader is being abandoned, or holding back failed)."""
+        with self._turn:
+            self._ahead = sys.maxsize
+            self._turn.notify_all()
+
     def read(self, size: int | None = -1) -> bytes:
+        with self._turn:
+            caught_up = self._turn.wait_for(
+                lambda: self._reads - self._taken < self._ahead, CSV_READ_AHEAD_WAIT
+            )
+            if not caught_up:
+                self._ahead = sys.maxsize
+            self._reads += 1
         data = self._inner.read(-1 if size is None else size)
         self.quotes += data.count(b'"')
         return data

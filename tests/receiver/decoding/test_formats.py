@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from receiver.decoding import DecodeError, UnrecognisedPayload
-from receiver.decoding.formats import CSV_BLOCK_BYTES, Csv, Gzip, Json, Zip, sniff
+from receiver.decoding.formats import CSV_BLOCK_BYTES, Csv, Gzip, Json, Zip, _QuoteCounter, sniff
 from tests.receiver.decoding.shapes import decoded
 
 
@@ -86,3 +89,25 @@ def test_a_csv_row_larger_than_a_read_block_is_a_decode_error(tmp_path: Path) ->
 
     with pytest.raises(DecodeError, match="is larger than"):
         read(tmp_path, b'ID,Chat ID,Content\na,c,"' + huge + b'"\n')
+
+
+def test_the_csv_reader_is_held_to_a_few_blocks_ahead_of_the_batches_taken() -> None:
+    counted = _QuoteCounter(io.BytesIO(b"x" * 100), ahead=2)
+    reads: list[bytes] = []
+
+    def reader() -> None:
+        for _ in range(4):
+            reads.append(counted.read(10))
+
+    thread = threading.Thread(target=reader, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while len(reads) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    thread.join(0.2)
+    assert len(reads) == 2 and thread.is_alive()  # held: two reads, no batch taken yet
+
+    counted.took_batch()
+    counted.stop_holding_back()
+    thread.join(5)
+    assert len(reads) == 4 and not thread.is_alive()
