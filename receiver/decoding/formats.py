@@ -160,7 +160,8 @@ def _parsed(
                 while pending:
                     pending.popleft().result()  # a problem earlier in the file is the one to report
                 raise
-            pending.append(parsers.submit(partial(json_block_batch, data, rows, first)))
+            job = partial(json_block_batch, data, rows, first)
+            pending.append(parsers.submit(job, alone=ahead == 1))
             while pending and (len(pending) > ahead or pending[0].done()):
                 yield pending.popleft().result()
         while pending:

@@ -35,7 +35,13 @@ class Parsers:
 
     def __init__(self, threads: int = PARSERS) -> None:
         self.drift = Drift()
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="json-decode")
+        # One executor per thread, so that `alone` parses all run on the same one (Arrow keeps
+        # freed memory per thread: a second thread parsing now and then costs its own).
+        self._lanes = [
+            ThreadPoolExecutor(max_workers=1, thread_name_prefix="json-decode")
+            for _ in range(threads)
+        ]
+        self._next = 0
 
     def __enter__(self) -> Parsers:
         return self
@@ -46,14 +52,19 @@ class Parsers:
         error: BaseException | None,
         trace: TracebackType | None,
     ) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        for lane in self._lanes:
+            lane.shutdown(wait=True, cancel_futures=True)
 
-    def submit(self, parse: Callable[[Drift], _T]) -> Parse[_T]:
-        """`parse(drift)` started on a parser thread; take its result with `Parse.result`,
-        in the order the blocks were submitted."""
+    def submit(self, parse: Callable[[Drift], _T], *, alone: bool = False) -> Parse[_T]:
+        """`parse(drift)` started on the parser threads in turn (on the first one only if
+        `alone`); take its result with `Parse.result`, in the order the blocks were submitted."""
+        lane = self._lanes[0]
+        if not alone:
+            lane = self._lanes[self._next]
+            self._next = (self._next + 1) % len(self._lanes)
         snapshot = self.drift.snapshot()
         known = len(snapshot.names)  # before the parser thread can learn any
-        return Parse(self, parse, snapshot, known, self._pool.submit(_released, parse, snapshot))
+        return Parse(self, parse, snapshot, known, lane.submit(_released, parse, snapshot))
 
 
 class Parse(Generic[_T]):
