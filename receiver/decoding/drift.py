@@ -60,11 +60,25 @@ def check_unknown_count(count: int) -> None:
 class Drift:
     """The unknown fields one file has shown so far, in the order they were first seen.
 
-    Used by the one thread that parses the file's blocks."""
+    Not shared between threads: a block parsed on another thread gets a `snapshot`, and what
+    it learnt is merged back by the thread that hands the blocks on (see `parsers`)."""
 
     def __init__(self) -> None:
         self.names: list[str] = []
+        self.refusals = 0  # blocks `drift_batch` left to the exact path
         self._decoders: dict[bool, msgspec.json.Decoder[object]] = {}
+
+    def snapshot(self) -> Drift:
+        """A copy to parse with elsewhere (the decoders are shared: they keep no state)."""
+        copy = Drift()
+        copy.names = list(self.names)
+        copy._decoders = dict(self._decoders)
+        return copy
+
+    def adopt(self, other: Drift) -> None:
+        """Takes on what `other`, a snapshot of this one as it still is, learnt."""
+        self.names = other.names
+        self._decoders = other._decoders
 
     def decoder(self, strict: bool) -> msgspec.json.Decoder[object]:
         """A decoder of the unknown fields' raw values; `strict` also refuses a field neither
@@ -94,6 +108,16 @@ class Drift:
 
 
 def drift_batch(
+    data: bytes, rows: int, drift: Drift
+) -> tuple[pa.Table, dict[str, pa.Array]] | None:
+    """See `_drift_batch`; a refusal is counted in `drift`."""
+    drifted = _drift_batch(data, rows, drift)
+    if drifted is None:
+        drift.refusals += 1
+    return drifted
+
+
+def _drift_batch(
     data: bytes, rows: int, drift: Drift
 ) -> tuple[pa.Table, dict[str, pa.Array]] | None:
     """The known columns (pyarrow's table) and the unknown fields' JSON texts of `rows` JSON

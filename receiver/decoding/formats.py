@@ -11,10 +11,10 @@ import re
 import sys
 import threading
 from collections import deque
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, TypeVar
+from functools import partial
+from typing import IO
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -24,7 +24,8 @@ from receiver.decoding.errors import DecodeError
 from receiver.decoding.jsonscan import RecordScanner, Resume
 from receiver.decoding.labels import field_for, map_header
 from receiver.decoding.lines import LineBlock, LineBlocks
-from receiver.decoding.rows import Drift, csv_batch, json_block_batch, json_lines_batch
+from receiver.decoding.parsers import PARSERS, Parse, Parsers
+from receiver.decoding.rows import csv_batch, json_block_batch, json_lines_batch
 
 SNIFF_BYTES = 64 * 1024
 # A batch of JSON lines is parsed once it holds this many bytes, even if short of batch_rows.
@@ -34,6 +35,9 @@ JSON_CHUNK_BYTES = 4 * 1024 * 1024
 # largest CSV row (a message's content and raw content are at most 100000 characters each).
 CSV_BLOCK_BYTES = 2 * 1024 * 1024
 CSV_BATCH_BYTES = 4 * 1024 * 1024
+# Framing (the exact scanner, msgspec for arrays) holds the GIL and is the slower side, so a
+# second block parsing at once saves no time there and costs ~25 MB at a million messages.
+FRAMED_AHEAD = 1
 # Blocks pyarrow's CSV reader may read ahead of the batches taken from it, and how long a read
 # waits for the next batch to be taken before holding back is given up.
 CSV_READ_AHEAD = 4
@@ -42,7 +46,6 @@ _DELIMITERS = (",", ";", "\t", "|")
 _MIN_KNOWN_COLUMNS = 2
 _LINE_END = re.compile(rb"\r\n|\r|\n")
 _RAGGED = re.compile(r"Expected (\d+) columns, got (\d+)")
-_Parsed = TypeVar("_Parsed")
 
 
 @dataclass(frozen=True)
@@ -122,80 +125,71 @@ def json_batches(stream: IO[bytes], batch_rows: int) -> Iterator[pa.RecordBatch]
 
     NDJSON is cut at its line breaks and checked by the parser (see `lines`); the exact
     scanner frames everything else, and NDJSON from where the parser does not accept a block.
-    Parsing a batch (pyarrow, which releases the GIL) overlaps with reading the next one.
+    Blocks are parsed (pyarrow, which releases the GIL) on two threads while the next ones are
+    read, and handed on in order (see `parsers`).
     """
-    drift = Drift()  # the file's unknown fields, learnt by the parser thread
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="json-decode") as parser:
+    with Parsers() as parsers:
         scanner = RecordScanner(stream, hand_off_lines=True)
-        yield from _parsed(parser, _json_blocks(scanner, batch_rows, 0), drift)
+        yield from _parsed(parsers, _json_blocks(scanner, batch_rows, 0))
         if scanner.handoff is None:
             return
         lines = LineBlocks(
             scanner.handoff, stream, batch_rows=batch_rows, block_bytes=JSON_CHUNK_BYTES
         )
-        yield from _line_batches(parser, lines, batch_rows, drift)
+        yield from _line_batches(parsers, lines, batch_rows)
         rest = lines.rest()
         if rest is not None:
             replay, resume = rest
             resumed = RecordScanner(replay, resume=resume)
-            yield from _parsed(parser, _json_blocks(resumed, batch_rows, resume.records), drift)
-
-
-def _released(parse: Callable[..., _Parsed], *args: object) -> _Parsed:
-    """`parse(*args)`, after which the parser thread hands back the memory it no longer uses.
-
-    Arrow's allocator keeps freed memory per thread; the batches this thread made are freed
-    by another once written, and without this the process holds tens of MB more.
-    """
-    try:
-        return parse(*args)
-    finally:
-        pa.default_memory_pool().release_unused()
+            yield from _parsed(parsers, _json_blocks(resumed, batch_rows, resume.records))
 
 
 def _parsed(
-    parser: ThreadPoolExecutor, blocks: Iterator[tuple[bytes, int, int]], drift: Drift
+    parsers: Parsers, blocks: Iterator[tuple[bytes, int, int]], ahead: int = FRAMED_AHEAD
 ) -> Iterator[pa.RecordBatch]:
-    """The batches of framed blocks, each parsed while the next one is framed."""
-    pending: Future[pa.RecordBatch] | None = None
+    """The batches of framed blocks, parsed while the next ones are framed, at most `ahead`
+    at a time besides the one being handed on."""
+    pending: deque[Parse[pa.RecordBatch]] = deque()
     try:
-        for data, rows, first in blocks:
-            submitted = parser.submit(_released, json_block_batch, data, rows, first, drift)
-            if pending is not None:
-                yield pending.result()
-            pending = submitted
-        if pending is not None:
-            yield pending.result()
-    except DecodeError:
-        if pending is not None and not pending.cancelled():
-            pending.result()  # a problem earlier in the file is the one to report
-        raise
+        while True:
+            try:
+                data, rows, first = next(blocks)
+            except StopIteration:
+                break
+            except DecodeError:
+                while pending:
+                    pending.popleft().result()  # a problem earlier in the file is the one to report
+                raise
+            job = partial(json_block_batch, data, rows, first)
+            pending.append(parsers.submit(job, alone=ahead == 1))
+            while pending and (len(pending) > ahead or pending[0].done()):
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
     finally:
-        if pending is not None:
-            pending.cancel()
+        for parse in pending:
+            parse.cancel()
 
 
-def _line_batches(
-    parser: ThreadPoolExecutor, lines: LineBlocks, batch_rows: int, drift: Drift
-) -> Iterator[pa.RecordBatch]:
-    """The batches of line blocks, each parsed while the next one is cut. A block the parser
+def _line_batches(parsers: Parsers, lines: LineBlocks, batch_rows: int) -> Iterator[pa.RecordBatch]:
+    """The batches of line blocks, parsed while the next ones are cut. A block the parser
     does not accept is framed exactly on its own; one that cannot be (a record continues past
     it, or an error) ends this, leaving the rest to the exact scanner."""
-    pending: deque[tuple[LineBlock, Future[pa.RecordBatch | None]]] = deque()
+    pending: deque[tuple[LineBlock, Parse[pa.RecordBatch | None]]] = deque()
 
     def settle() -> list[pa.RecordBatch] | None:
         block, parsed = pending.popleft()
         batch = parsed.result()
-        batches = [batch] if batch is not None else _framed(parser, block, batch_rows, drift)
+        batches = [batch] if batch is not None else _framed(parsers, block, batch_rows)
         if batches is not None:
             lines.accepted(block)
         return batches
 
     try:
         for block in lines:
-            parsed = parser.submit(_released, json_lines_batch, block.data, block.rows, drift)
+            parsed = parsers.submit(partial(json_lines_batch, block.data, block.rows))
             pending.append((block, parsed))
-            while len(pending) > 1 or pending[0][1].done():
+            while len(pending) > PARSERS or pending[0][1].done():
                 if (batches := settle()) is None:
                     return
                 yield from batches
@@ -210,13 +204,11 @@ def _line_batches(
             parsed.cancel()
 
 
-def _framed(
-    parser: ThreadPoolExecutor, block: LineBlock, batch_rows: int, drift: Drift
-) -> list[pa.RecordBatch] | None:
+def _framed(parsers: Parsers, block: LineBlock, batch_rows: int) -> list[pa.RecordBatch] | None:
     """The block's records framed by the exact scanner, or None if they do not end with it."""
     scanner = RecordScanner(io.BytesIO(block.data), resume=Resume(block.offset, block.first))
     try:
-        return list(_parsed(parser, _json_blocks(scanner, batch_rows, block.first), drift))
+        return list(_parsed(parsers, _json_blocks(scanner, batch_rows, block.first)))
     except DecodeError:
         return None
 
