@@ -32,7 +32,7 @@ from archiver.embedded import free_port, running
 from simulator.corpus import MessageCorpus
 from simulator.files import write_export
 from storage.layout import Window
-from storage.ledger import Ledger, WindowRecord
+from storage.ledger import ExportAttempt, Ledger, WindowRecord
 from storage.lifecycle import PROBLEMS, WindowState
 from storage.schema import STREAM
 
@@ -156,6 +156,62 @@ class ServiceRun:
     manifest_key: str
 
 
+def export_now(ledger: Ledger, windows: list[Window]) -> dict[Window, ExportAttempt]:
+    """A new export attempt of each window (committed or not), as `export` makes them."""
+    now = datetime.now(UTC)
+    ledger.force_due(STREAM, windows, include_committed=True, now=now)
+    attempts = ledger.claim_due(
+        STREAM, now, limit=len(windows), callback_timeout=timedelta(hours=6), max_attempts=5
+    )
+    return {attempt.window: attempt for attempt in attempts}
+
+
+def serve_env(
+    port: int,
+    ledger_url: str,
+    storage_url: str,
+    s3_endpoint_url: str | None,
+    work_dir: Path,
+    log_level: str = "INFO",
+) -> dict[str, str]:
+    """The environment of a `serve` that is only sent callbacks: it never reaches an API."""
+    env = {
+        "PATH": os.environ.get("PATH", ""),
+        **S3_ENV,
+        "ARCHIVER_API_URL": "http://127.0.0.1:9",
+        "ARCHIVER_API_KEY": "bench-key",
+        "ARCHIVER_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "ARCHIVER_ALLOW_INSECURE_CALLBACKS": "1",
+        "ARCHIVER_DOWNLOAD_ALLOW_PRIVATE": "1",
+        "ARCHIVER_PORT": str(port),
+        "ARCHIVER_LEDGER_URL": ledger_url,
+        "ARCHIVER_STORAGE_URL": storage_url,
+        "ARCHIVER_LOG_LEVEL": log_level,
+        "TMPDIR": str(work_dir),
+    }
+    if s3_endpoint_url:
+        env["ARCHIVER_S3_ENDPOINT_URL"] = s3_endpoint_url
+    return env
+
+
+def start_serve(env: dict[str, str], work_dir: Path) -> subprocess.Popen[bytes]:
+    """`chat-archiver serve` as a subprocess, its output in `work_dir/serve.log`."""
+    with (work_dir / "serve.log").open("ab") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "archiver.cli", "serve"], env=env, stdout=log, stderr=log
+        )
+
+
+def stop_process(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, as an orchestrator stops a service; SIGKILL after 30 s."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
 def run_service(
     *,
     link: str,
@@ -175,34 +231,11 @@ def run_service(
     try:
         windows = [WARMUP_WINDOW, WINDOW]
         ledger.plan(STREAM, windows)
-        now = datetime.now(UTC)
-        ledger.force_due(STREAM, windows, include_committed=True, now=now)
-        attempts = ledger.claim_due(
-            STREAM, now, limit=2, callback_timeout=timedelta(hours=6), max_attempts=5
-        )
-        by_window = {attempt.window: attempt for attempt in attempts}
+        by_window = export_now(ledger, windows)
         port = free_port()
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            **S3_ENV,
-            "ARCHIVER_API_URL": "http://127.0.0.1:9",
-            "ARCHIVER_API_KEY": "bench-key",
-            "ARCHIVER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "ARCHIVER_ALLOW_INSECURE_CALLBACKS": "1",
-            "ARCHIVER_DOWNLOAD_ALLOW_PRIVATE": "1",
-            "ARCHIVER_PORT": str(port),
-            "ARCHIVER_LEDGER_URL": ledger_url,
-            "ARCHIVER_STORAGE_URL": storage_url,
-            "ARCHIVER_LOG_LEVEL": "INFO",
-            "TMPDIR": str(work_dir),
-        }
-        if s3_endpoint_url:
-            env["ARCHIVER_S3_ENDPOINT_URL"] = s3_endpoint_url
+        env = serve_env(port, ledger_url, storage_url, s3_endpoint_url, work_dir)
         env.update(extra_env or {})
-        with (work_dir / "serve.log").open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "archiver.cli", "serve"], env=env, stdout=log, stderr=log
-            )
+        process = start_serve(env, work_dir)
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(base, process, work_dir)
@@ -220,12 +253,7 @@ def run_service(
                 record = _wait_committed(ledger, window, process, work_dir, timeout)
             peak = peak_rss_mb(process.pid)
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
         [callback] = ledger.callbacks(by_window[WINDOW].export_id)
         assert record.committed_at is not None and record.manifest_key is not None
         return ServiceRun(

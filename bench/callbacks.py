@@ -31,7 +31,6 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -50,6 +49,7 @@ from benchlib import (
     export_file,
     link_server,
     print_table,
+    stop_process,
 )
 
 from archiver.embedded import free_port
@@ -254,12 +254,7 @@ def _process(argv: list[str], env: dict[str, str], log: Path) -> Iterator[subpro
     try:
         yield process
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
 
 def _exports(ledger: Ledger, count: int, start: datetime, width: timedelta) -> list[ExportAttempt]:

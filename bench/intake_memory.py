@@ -188,7 +188,7 @@ def _creep(args: argparse.Namespace) -> int:
     print_table(["window", "file", "rows", "seconds", "RSS after MB", "peak RSS MB"], rows)
     peak = max(run.peak_rss_mb for run in runs)
     settled = runs[min(SETTLED_AFTER, len(runs)) - 1].rss_mb
-    later = max(run.rss_mb for run in runs[SETTLED_AFTER - 1 :]) if runs else settled
+    later = max((run.rss_mb for run in runs[SETTLED_AFTER - 1 :]), default=settled)
     print()
     print(
         f"RSS after window {SETTLED_AFTER}: {settled:.0f} MB; highest after a later window: "

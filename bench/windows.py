@@ -11,20 +11,25 @@ Used by `bench/intake_memory.py --windows N`.
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from benchlib import S3_ENV, WINDOW, _wait_committed, _wait_healthy, peak_rss_mb
+from benchlib import (
+    WINDOW,
+    _wait_committed,
+    _wait_healthy,
+    export_now,
+    peak_rss_mb,
+    serve_env,
+    start_serve,
+    stop_process,
+)
 
 from archiver.embedded import free_port
 from storage.layout import Window
-from storage.ledger import ExportAttempt, Ledger
+from storage.ledger import Ledger
 from storage.schema import STREAM
 
 
@@ -38,16 +43,6 @@ class WindowRun:
     """VmRSS of `serve` right after the commit."""
     peak_rss_mb: float
     """VmHWM of `serve` so far."""
-
-
-def _export_again(ledger: Ledger, window: Window) -> ExportAttempt:
-    """A new export attempt of `window`, as `export` of a committed window makes one."""
-    now = datetime.now(UTC)
-    ledger.force_due(STREAM, [window], include_committed=True, now=now)
-    [attempt] = ledger.claim_due(
-        STREAM, now, limit=1, callback_timeout=timedelta(hours=6), max_attempts=5
-    )
-    return attempt
 
 
 def rss_mb(pid: int) -> float:
@@ -74,35 +69,17 @@ def run_windows(
     try:
         ledger.plan(STREAM, [window])
         # Requested before `serve` starts, so its own scheduler finds nothing due to request.
-        attempt = _export_again(ledger, window)
+        [attempt] = export_now(ledger, [window]).values()
         port = free_port()
-        env = {
-            "PATH": os.environ.get("PATH", ""),
-            **S3_ENV,
-            "ARCHIVER_API_URL": "http://127.0.0.1:9",
-            "ARCHIVER_API_KEY": "bench-key",
-            "ARCHIVER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "ARCHIVER_ALLOW_INSECURE_CALLBACKS": "1",
-            "ARCHIVER_DOWNLOAD_ALLOW_PRIVATE": "1",
-            "ARCHIVER_PORT": str(port),
-            "ARCHIVER_LEDGER_URL": ledger_url,
-            "ARCHIVER_STORAGE_URL": storage_url,
-            "ARCHIVER_LOG_LEVEL": "WARNING",
-            "TMPDIR": str(work_dir),
-        }
-        if s3_endpoint_url:
-            env["ARCHIVER_S3_ENDPOINT_URL"] = s3_endpoint_url
-        with (work_dir / "serve.log").open("ab") as log:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "archiver.cli", "serve"], env=env, stdout=log, stderr=log
-            )
+        env = serve_env(port, ledger_url, storage_url, s3_endpoint_url, work_dir, "WARNING")
+        process = start_serve(env, work_dir)
         runs: list[WindowRun] = []
         try:
             base = f"http://127.0.0.1:{port}"
             _wait_healthy(base, process, work_dir)
             for number, link in enumerate(links):
                 if number:
-                    attempt = _export_again(ledger, window)
+                    [attempt] = export_now(ledger, [window]).values()
                 body = json.dumps({"status": "completed", "url": link}).encode()
                 answer = httpx.post(
                     f"{base}/callbacks/{attempt.export_id}/{attempt.token}",
@@ -131,12 +108,7 @@ def run_windows(
                     file=sys.stderr,
                 )
         finally:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process)
         return runs
     finally:
         ledger.close()
