@@ -94,6 +94,15 @@ def list_callbacks(conn: Connection, export_id: str) -> list[CallbackRecord]:
 def state_counts(conn: Connection, stream: str) -> Summary:
     """Windows by state and the last committed one, in two indexed queries, for /metrics:
     no list of windows, so a scrape costs the same with ten windows or a million."""
+    return Summary(
+        by_state=_by_state(conn, stream),
+        last_committed=_last_committed(conn, stream),
+        oldest_uncommitted=None,
+        problems=[],
+    )
+
+
+def _by_state(conn: Connection, stream: str) -> dict[str, int]:
     counts = conn.execute(
         select(windows.c.state, func.count())
         .where(windows.c.stream == stream)
@@ -101,34 +110,21 @@ def state_counts(conn: Connection, stream: str) -> Summary:
     ).all()
     by_state: dict[str, int] = dict.fromkeys(STATES, 0)
     by_state.update({state: count for state, count in counts})
+    return by_state
+
+
+def _last_committed(conn: Connection, stream: str) -> WindowRecord | None:
     last = conn.execute(
         select(windows)
         .where(windows.c.stream == stream, windows.c.state == WindowState.COMMITTED.value)
         .order_by(windows.c.window_end.desc(), windows.c.window_start.desc())
         .limit(1)
     ).first()
-    return Summary(
-        by_state=by_state,
-        last_committed=window_record(last) if last is not None else None,
-        oldest_uncommitted=None,
-        problems=[],
-    )
+    return window_record(last) if last is not None else None
 
 
 def summary(conn: Connection, stream: str) -> Summary:
-    counts = conn.execute(
-        select(windows.c.state, func.count())
-        .where(windows.c.stream == stream)
-        .group_by(windows.c.state)
-    ).all()
-    by_state: dict[str, int] = dict.fromkeys(STATES, 0)
-    by_state.update({state: count for state, count in counts})
     of_stream = select(windows).where(windows.c.stream == stream)
-    last = conn.execute(
-        of_stream.where(windows.c.state == WindowState.COMMITTED.value)
-        .order_by(windows.c.window_end.desc(), windows.c.window_start.desc())
-        .limit(1)
-    ).first()
     oldest = conn.execute(
         of_stream.where(windows.c.state != WindowState.COMMITTED.value, _NOT_RETIRED)
         .order_by(windows.c.window_start, windows.c.window_end)
@@ -146,8 +142,8 @@ def summary(conn: Connection, stream: str) -> Summary:
     ).all()
     return Summary(
         in_flight=[window_record(row) for row in in_flight],
-        by_state=by_state,
-        last_committed=window_record(last) if last is not None else None,
+        by_state=_by_state(conn, stream),
+        last_committed=_last_committed(conn, stream),
         oldest_uncommitted=window_record(oldest) if oldest is not None else None,
         problems=[window_record(row) for row in problems],
     )
