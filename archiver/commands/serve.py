@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import sys
 from types import FrameType
 
 import uvicorn
@@ -20,10 +21,16 @@ log = logging.getLogger("chat_archiver.service")
 # Draining HTTP (this) plus finishing the window in hand (SHUTDOWN_TIMEOUT) stays under the
 # 45 s termination grace of the deploy files.
 HTTP_DRAIN_SECONDS = 10
+# How long a thread that wants the GIL waits for the one holding it (Python's default: 5 ms).
+# While a window is processed, the event loop waits that long each time it needs the GIL back;
+# 1 ms keeps callbacks and probes prompt (404 p99 at 50 clients while a 1M-message window is
+# processed: 128-144 -> 111 ms), for about 5% of processing speed (that window: 5.8 -> 6.1 s).
+GIL_SWITCH_INTERVAL = 0.001
 
 
 def serve(settings: Settings) -> int:
     settings.require_upstream()
+    sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     configure_logging(settings.log_level, settings.secrets)
     ledger = Ledger.open(settings.ledger_url)
     store = open_store(settings.storage_url, settings.s3)

@@ -34,6 +34,12 @@ from storage.ledger.tables import LEDGER_SCHEMA_VERSION, meta, metadata
 
 SQLITE_BUSY_TIMEOUT_SECONDS = 15
 POOL_TIMEOUT_SECONDS = 10
+# Connections kept open: enough for every thread of `serve` that reads or writes the ledger at
+# once (intake's lane, the metrics and probe lanes, the worker, the scheduler). Past the pool
+# SQLAlchemy opens overflow connections and closes them after each use, which costs a connect
+# (and on SQLite the pragmas) per call: a burst of callbacks then spends its time reconnecting.
+POOL_SIZE = 16
+POOL_OVERFLOW = 8
 # libpq settings for every Postgres connection, unless the ledger URL sets them itself.
 POSTGRES_CONNECT_ARGS: dict[str, Any] = {
     "connect_timeout": 5,
@@ -108,6 +114,8 @@ class Database:
                 return create_engine(
                     url,
                     pool_pre_ping=True,
+                    pool_size=POOL_SIZE,
+                    max_overflow=POOL_OVERFLOW,
                     pool_timeout=POOL_TIMEOUT_SECONDS,
                     connect_args=postgres_connect_args(url),
                 )
@@ -121,6 +129,8 @@ class Database:
                 self._write_lock = threading.Lock()
                 engine = create_engine(
                     url,
+                    pool_size=POOL_SIZE,
+                    max_overflow=POOL_OVERFLOW,
                     pool_timeout=POOL_TIMEOUT_SECONDS,
                     connect_args={"check_same_thread": False},
                 )
