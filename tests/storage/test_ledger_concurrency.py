@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, event, text
 
 from storage.layout import Window
 from storage.ledger import Ledger
+from storage.ledger.connect import POOL_SIZE, Database
 from storage.ledger.tables import LEDGER_SCHEMA_VERSION
 
 STREAM = "chat_messages"
@@ -202,3 +203,29 @@ def test_an_in_memory_ledger_serves_several_threads() -> None:
             lambda _: ledger.claim_due(STREAM, NOW, limit=3, callback_timeout=HOUR, max_attempts=3),
         )
         assert sorted(a.window_id for batch in claimed for a in batch) == list(range(1, 13))
+
+
+def test_as_many_threads_as_serve_runs_keep_their_connections(ledger_url: str) -> None:
+    """A burst of callbacks looks the ledger up from every intake thread at once: each keeps
+    its connection, instead of opening and setting up one per call past a narrow pool."""
+    database = Database(ledger_url)
+    opened = 0
+
+    def count(_dbapi_connection: object, _record: object) -> None:
+        nonlocal opened
+        opened += 1
+
+    event.listen(database.engine, "connect", count)
+    threads = 12
+    try:
+        for _ in range(5):
+            all_at_once(threads, lambda _n: [_read_one(database) for _ in range(10)])
+    finally:
+        database.close()
+    assert opened <= threads
+    assert threads <= POOL_SIZE
+
+
+def _read_one(database: Database) -> object:
+    with database.read() as conn:
+        return conn.scalar(text("SELECT 1"))
