@@ -120,7 +120,7 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
     # Intake and the probes wait on the store with short timeouts; the worker keeps the patient
     # store. Each dependency has lanes of its own, apart from the worker's threads.
     fast_store = store.fast_failing()
-    lanes = IntakeLanes.default()
+    lanes = IntakeLanes.default(local_ledger=not ledger.is_postgres)
     probes = {"ledger": Lane("probe-ledger", 2), "object store": Lane("probe-store", 2)}
     intake = Intake(ledger, fast_store, limits, lanes=lanes, on_accepted=lambda: worker.wake())
     register_ledger_collector(ledger, settings.start)

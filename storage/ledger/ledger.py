@@ -77,6 +77,11 @@ class Ledger:
         """The ledger's URL with any password hidden, for messages."""
         return self._db.safe_url
 
+    @property
+    def is_postgres(self) -> bool:
+        """Postgres (networked, many writers) rather than SQLite (a local file, one writer)."""
+        return self._db.is_postgres
+
     def ping(self) -> None:
         with self._db.read() as conn:
             conn.execute(text("SELECT 1"))
