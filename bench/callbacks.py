@@ -49,6 +49,7 @@ from benchlib import (
     export_file,
     link_server,
     print_table,
+    serve_env,
     stop_process,
 )
 
@@ -351,22 +352,13 @@ def main(argv: list[str] | None = None) -> int:
         first_busy = DAY - timedelta(days=args.busy_windows + 1)
         busy_attempts = _exports(ledger, args.busy_windows, first_busy, timedelta(days=1))
         port = free_port()
-        serve_env = env | {
-            "ARCHIVER_API_URL": "http://127.0.0.1:9",
-            "ARCHIVER_API_KEY": "bench-key",
-            "ARCHIVER_PUBLIC_URL": f"http://127.0.0.1:{port}",
-            "ARCHIVER_ALLOW_INSECURE_CALLBACKS": "1",
-            "ARCHIVER_DOWNLOAD_ALLOW_PRIVATE": "1",
-            "ARCHIVER_PORT": str(port),
-            "ARCHIVER_LEDGER_URL": ledger_url,
-            "ARCHIVER_STORAGE_URL": "s3://bench/lake",
-            "ARCHIVER_S3_ENDPOINT_URL": endpoint,
-            "ARCHIVER_REQUEST_INTERVAL": "1h",
-            "ARCHIVER_LOG_LEVEL": "WARNING",
-            "TMPDIR": str(work),
-        }
+        env_of_serve = serve_env(
+            port, ledger_url, "s3://bench/lake", endpoint, work, log_level="WARNING"
+        ) | {"ARCHIVER_REQUEST_INTERVAL": "1h"}
         serve = stack.enter_context(
-            _process([sys.executable, "-m", "archiver.cli", "serve"], serve_env, work / "serve.log")
+            _process(
+                [sys.executable, "-m", "archiver.cli", "serve"], env_of_serve, work / "serve.log"
+            )
         )
         base = f"http://127.0.0.1:{port}"
         _wait_http(f"{base}/healthz", serve)
