@@ -21,11 +21,16 @@ import pyarrow.csv as pa_csv
 
 from receiver.decoding.archives import GZIP_MAGIC, ZIP_MAGICS
 from receiver.decoding.errors import DecodeError
-from receiver.decoding.jsonscan import RecordScanner, Resume
+from receiver.decoding.jsonscan import InArray, RecordScanner, Resume
 from receiver.decoding.labels import field_for, map_header
 from receiver.decoding.lines import LineBlock, LineBlocks
 from receiver.decoding.parsers import PARSERS, Parse, Parsers
-from receiver.decoding.rows import csv_batch, json_block_batch, json_lines_batch
+from receiver.decoding.rows import (
+    csv_batch,
+    json_block_batch,
+    json_element_lines_batch,
+    json_lines_batch,
+)
 
 SNIFF_BYTES = 64 * 1024
 # A batch of JSON lines is parsed once it holds this many bytes, even if short of batch_rows.
@@ -123,8 +128,9 @@ def describe(head: bytes) -> str:
 def json_batches(stream: IO[bytes], batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The records of a JSON or NDJSON stream, `batch_rows` (or 4 MiB) at a time.
 
-    NDJSON is cut at its line breaks and checked by the parser (see `lines`); the exact
-    scanner frames everything else, and NDJSON from where the parser does not accept a block.
+    NDJSON, and an array written one element per line, is cut at its line breaks and checked
+    by the parser (see `lines`); the exact scanner frames everything else, and the records
+    from where the parser does not accept a block on.
     Blocks are parsed (pyarrow, which releases the GIL) on two threads while the next ones are
     read, and handed on in order (see `parsers`).
     """
@@ -180,14 +186,15 @@ def _line_batches(parsers: Parsers, lines: LineBlocks, batch_rows: int) -> Itera
     def settle() -> list[pa.RecordBatch] | None:
         block, parsed = pending.popleft()
         batch = parsed.result()
-        batches = [batch] if batch is not None else _framed(parsers, block, batch_rows)
+        batches = [batch] if batch is not None else _framed(parsers, lines, block, batch_rows)
         if batches is not None:
             lines.accepted(block)
         return batches
 
+    parse = json_lines_batch if lines.array is None else json_element_lines_batch
     try:
         for block in lines:
-            parsed = parsers.submit(partial(json_lines_batch, block.data, block.rows))
+            parsed = parsers.submit(partial(parse, block.data, block.rows))
             pending.append((block, parsed))
             while len(pending) > PARSERS or pending[0][1].done():
                 if (batches := settle()) is None:
@@ -204,9 +211,16 @@ def _line_batches(parsers: Parsers, lines: LineBlocks, batch_rows: int) -> Itera
             parsed.cancel()
 
 
-def _framed(parsers: Parsers, block: LineBlock, batch_rows: int) -> list[pa.RecordBatch] | None:
+def _framed(
+    parsers: Parsers, lines: LineBlocks, block: LineBlock, batch_rows: int
+) -> list[pa.RecordBatch] | None:
     """The block's records framed by the exact scanner, or None if they do not end with it."""
-    scanner = RecordScanner(io.BytesIO(block.data), resume=Resume(block.offset, block.first))
+    data = block.data
+    array = lines.array
+    if array is not None:
+        # The block's elements, as if their array closed after them.
+        data, array = data + b"]", InArray(array.what, None)
+    scanner = RecordScanner(io.BytesIO(data), resume=Resume(block.offset, block.first, array))
     try:
         return list(_parsed(parsers, _json_blocks(scanner, batch_rows, block.first)))
     except DecodeError:

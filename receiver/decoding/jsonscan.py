@@ -119,22 +119,35 @@ Block = tuple[bytes, int]
 
 
 @dataclass(frozen=True)
+class InArray:
+    """The array of messages a stream's records are elements of: its name in error messages,
+    and the key of the object holding it (None for a top-level array)."""
+
+    what: str
+    wrapper: str | None
+
+
+@dataclass(frozen=True)
 class Handoff:
-    """Where NDJSON starts, for a reader that cuts it at line breaks instead of framing each
-    record (`receiver.decoding.lines`): the buffered bytes from the first record on, their
-    offset in the stream, and the UTF-8 validation state; the rest is still in the stream."""
+    """Where the records start, for a reader that cuts them at line breaks instead of framing
+    each one (`receiver.decoding.lines`): the buffered bytes from the first record on, their
+    offset in the stream, the UTF-8 validation state, and the array the records are elements
+    of (None for NDJSON); the rest is still in the stream."""
 
     data: bytes
     offset: int
     partial: bytes
+    array: InArray | None = None
 
 
 @dataclass(frozen=True)
 class Resume:
-    """Where a scanner picks NDJSON up again: the stream's offset and the records before it."""
+    """Where a scanner picks records up again: the stream's offset, the records before it, and
+    the array they are elements of (None for NDJSON or objects one after another)."""
 
     offset: int
     records: int
+    array: InArray | None = None
 
 
 def _validate_utf8(data: bytes | memoryview) -> None:
@@ -160,10 +173,11 @@ class RecordScanner:
 
     A block is one or more record objects, one per line, joined by single line breaks.
 
-    With `hand_off_lines`, a stream found to be NDJSON (or objects one after another) is not
-    framed past its first record: iteration ends and `handoff` says where the records start,
-    for `lines.LineBlocks`. With `resume`, the scanner frames such objects from the middle of
-    a stream (the rest of one that `LineBlocks` could not cut).
+    With `hand_off_lines`, a stream's records (NDJSON, objects one after another, or the
+    elements of the array of messages) are not framed past the first one: iteration ends and
+    `handoff` says where they start, for `lines.LineBlocks`. With `resume`, the scanner frames
+    records from the middle of a stream (the rest of one that `LineBlocks` could not cut), and
+    what follows them (the end of the array and of its wrapper).
     """
 
     def __init__(
@@ -184,16 +198,21 @@ class RecordScanner:
         self._partial = b""  # a UTF-8 sequence split by the chunk boundary
         self.records = 0
         self._hand_off = hand_off_lines
-        self._resume = resume is not None
+        self._resume = resume
         if resume is not None:
             self._offset, self.records = resume.offset, resume.records
         self.handoff: Handoff | None = None
         self._bulk_after = 0  # stream offset before which `_elements` is not tried again
 
     def __iter__(self) -> Iterator[Block]:
-        if self._resume:
+        if self._resume is not None:
             self._more()
-            yield from self._objects()
+            array = self._resume.array
+            if array is None:
+                yield from self._objects()
+                return
+            yield from self._elements_of(array.what)
+            yield from self._after_array(array)
             return
         self._more()
         if self._buf.startswith(_BOM):
@@ -202,12 +221,14 @@ class RecordScanner:
         if char is None:
             return
         if char == _LBRACKET:
-            yield from self._array("the top-level array")
-            self._expect_end("after the top-level array")
+            array = InArray("the top-level array", None)
+            if (yield from self._array(array)):
+                yield from self._after_array(array)
         elif char == _LBRACE:
             start = yield from self._first_object()
             if start is None:
-                self._expect_end("after the object holding the messages")
+                if self.handoff is None:
+                    self._expect_end("after the object holding the messages")
                 return
             if self._hand_off:
                 # NDJSON (or concatenated objects) from the first record on: see `Handoff`.
@@ -363,12 +384,31 @@ class RecordScanner:
         if self._skip_ws() is not None:
             raise self._error(f"unexpected data {where}")
 
-    def _array(self, what: str) -> Iterator[Block]:
-        """Yields the elements of the array at the current position (each must be an object)."""
+    def _array(self, array: InArray) -> Generator[Block, None, bool]:
+        """Yields the elements of the array at the current position (each must be an object);
+        False if they are handed off instead (see `Handoff`)."""
         self._pos += 1
         if self._skip_ws() == _RBRACKET:
             self._pos += 1
+            return True
+        if self._hand_off:
+            at = self._pos
+            self.handoff = Handoff(self._buf[at:], self._offset + at, self._partial, array)
+            return False
+        yield from self._elements_of(array.what)
+        return True
+
+    def _after_array(self, array: InArray) -> Iterator[Block]:
+        """Whatever follows the array of messages: the rest of its wrapper, then nothing."""
+        if array.wrapper is None:
+            self._expect_end("after the top-level array")
             return
+        if self._expect(b",}", "between keys of the object") != _RBRACE:
+            yield from self._members(array.wrapper)
+        self._expect_end("after the object holding the messages")
+
+    def _elements_of(self, what: str) -> Iterator[Block]:
+        """Yields the elements of an array from the position on, up to its closing bracket."""
         while True:
             char = self._skip_ws()
             if char is None:
@@ -395,32 +435,39 @@ class RecordScanner:
         self._keep = self._pos
         self._pos += 1
         wrapper: str | None = None
-        is_record = False
         if self._skip_ws() == _RBRACE:
             self._pos += 1
         else:
-            while True:
-                key = self._key()
-                self._expect(b":", f"after the key {key!r}")
-                char = self._skip_ws()
-                if char == _LBRACKET and key in WRAPPER_KEYS and not is_record:
-                    if wrapper is None:
-                        wrapper, self._keep = key, None
-                        yield from self._array(f"the {key!r} array")
-                    else:
-                        self._empty_array(f"holds messages under both {wrapper!r} and {key!r}")
-                else:
-                    is_record = is_record or key in _RECORD_KEYS
-                    if char is None:
-                        raise self._error("JSON ends in the middle of an object (truncated?)")
-                    self._value()
-                if self._expect(b",}", "between keys of the object") == _RBRACE:
-                    break
+            wrapper = yield from self._members(None)
         if wrapper is not None:
             return None
         assert self._keep is not None
         start, self._keep = self._keep, None
         return start
+
+    def _members(self, wrapper: str | None) -> Generator[Block, None, str | None]:
+        """Frames an object's members from a key on, up to its closing brace, yielding the
+        records of the array of messages if one is among them; returns its key, if any.
+        The array's elements may be handed off: members after it are then left unread."""
+        is_record = False
+        while True:
+            key = self._key()
+            self._expect(b":", f"after the key {key!r}")
+            char = self._skip_ws()
+            if char == _LBRACKET and key in WRAPPER_KEYS and not is_record:
+                if wrapper is None:
+                    wrapper, self._keep = key, None
+                    if not (yield from self._array(InArray(f"the {key!r} array", key))):
+                        return wrapper
+                else:
+                    self._empty_array(f"holds messages under both {wrapper!r} and {key!r}")
+            else:
+                is_record = is_record or key in _RECORD_KEYS
+                if char is None:
+                    raise self._error("JSON ends in the middle of an object (truncated?)")
+                self._value()
+            if self._expect(b",}", "between keys of the object") == _RBRACE:
+                return wrapper
 
     def _key(self) -> str:
         if self._skip_ws() != _QUOTE:

@@ -1,9 +1,14 @@
 """NDJSON cut at its line breaks, so pyarrow parses it without each record being framed first.
 
-Framing every record (`jsonscan`) runs a regular expression over every byte, which costs more
-than parsing. In NDJSON the line breaks already frame the records, so the blocks cut here are
-taken on trust and checked by the parser instead (`rows.json_lines_batch`): a block is accepted
-only if pyarrow reads exactly one record per line, each with known fields only.
+Framing every record (`jsonscan`) costs more than parsing. In NDJSON the line breaks already
+frame the records, so the blocks cut here are taken on trust and checked by the parser instead
+(`rows.json_lines_batch`): a block is accepted only if pyarrow reads exactly one record per
+line, each with known fields only (or unknown ones, through `drift`).
+
+An array of messages written one element per line (`[`, then `{...},` lines) is cut the same
+way, at the commas that end lines: the parser takes the lines without those commas
+(`rows.json_element_lines_batch`). The elements after the last such comma, the closing bracket
+and whatever follows it are always left to the scanner.
 
 Anything else (a block the parser does not accept, a line longer than a block, invalid UTF-8)
 ends the cutting: the exact scanner then reads on from the oldest block not yet accepted,
@@ -21,17 +26,26 @@ from typing import IO, cast
 
 import pyarrow as pa
 
-from receiver.decoding.jsonscan import CHUNK_BYTES, Handoff, Resume, _complete_utf8, _validate_utf8
+from receiver.decoding.jsonscan import (
+    CHUNK_BYTES,
+    Handoff,
+    InArray,
+    Resume,
+    _complete_utf8,
+    _validate_utf8,
+)
 
 # The first block is small, so that parsing starts early; blocks then double in size.
 FIRST_BLOCK_BYTES = 256 * 1024
 _NEWLINE = ord("\n")
+_COMMA = ord(",")
 
 
 @dataclass(frozen=True)
 class LineBlock:
     data: bytes
-    """Whole lines joined by line breaks (the one after the last line is not included)."""
+    """Whole lines joined by line breaks (the one after the last line is not included); in an
+    array, each line but the last ends with the comma after its element."""
     rows: int
     """Lines in `data`: the records it must hold, one per line, for the parser to accept it."""
     first: int
@@ -74,6 +88,9 @@ class LineBlocks:
         self._records = 0
         self._unaccepted: deque[tuple[LineBlock, bytes]] = deque()  # (block, its line break)
         self.finished = False  # every byte was cut into blocks
+        self.array: InArray | None = start.array
+        """The array the records are elements of; None for NDJSON."""
+        self._separator = b"\n" if self.array is None else b",\n"
 
     def __iter__(self) -> Iterator[LineBlock]:
         buf = self._buf
@@ -82,26 +99,31 @@ class LineBlocks:
             if available == 0:
                 self.finished = True
                 return
-            if self._eof and available <= self._limit:
+            if self._eof and available <= self._limit and self.array is None:
                 # the rest, in one block
                 cut = self._end - (buf[self._end - 1] == _NEWLINE)
             else:
-                cut = buf.rfind(b"\n", self._pos, min(self._pos + self._limit, self._end))
+                end = min(self._pos + self._limit, self._end)
+                cut = buf.rfind(self._separator, self._pos, end)
                 if cut < 0 and self._limit < self._block_bytes:
                     self._limit = min(2 * self._limit, self._block_bytes)
                     continue
                 if cut < 0:
-                    return  # a line longer than a block: the scanner frames it
+                    return  # a line longer than a block, or an array's end: the scanner's
             rows = buf.count(b"\n", self._pos, cut) + 1
             if rows > self._batch_rows:
                 cut = self._pos - 1
                 for _ in range(self._batch_rows):
                     cut = buf.index(b"\n", cut + 1, self._end)
                 rows = self._batch_rows
+                if self.array is not None:
+                    if buf[cut - 1] != _COMMA:
+                        return  # not a line between elements: the scanner frames on
+                    cut -= 1
             with memoryview(buf) as view:
                 data = bytes(view[self._pos : cut])
             block = LineBlock(data, rows, self._records, self._offset + self._pos)
-            newline = bytes(buf[cut : min(cut + 1, self._end)])
+            newline = bytes(buf[cut : min(cut + len(self._separator), self._end)])
             self._unaccepted.append((block, newline))
             self._pos = cut + len(newline)
             self._records += rows
@@ -121,9 +143,9 @@ class LineBlocks:
         kept = [data for block, newline in self._unaccepted for data in (block.data, newline)]
         if self._unaccepted:
             first = self._unaccepted[0][0]
-            resume = Resume(first.offset, first.first)
+            resume = Resume(first.offset, first.first, self.array)
         else:
-            resume = Resume(self._offset + self._pos, self._records)
+            resume = Resume(self._offset + self._pos, self._records, self.array)
         kept.append(bytes(self._buf[self._pos : self._end]))
         self._unaccepted.clear()
         return cast(IO[bytes], _Replay(b"".join(kept), self._stream)), resume

@@ -56,6 +56,12 @@ def wrapped(key: str) -> Callable[[list[Message]], bytes]:
     return encode
 
 
+def wrapped_lines(messages: list[Message]) -> bytes:
+    """The array one element per line inside a wrapper, with members after it."""
+    lines = ",\n".join(json.dumps(m, ensure_ascii=False) for m in messages)
+    return f'{{"status": "completed", "data": [\n{lines}\n], "next": null}}'.encode()
+
+
 def ndjson(messages: list[Message]) -> bytes:
     return b"".join(json.dumps(m, ensure_ascii=False).encode() + b"\n" for m in messages)
 
@@ -96,6 +102,7 @@ JSON_SHAPES: list[Callable[[list[Message]], bytes]] = [
     json_array_pretty,
     json_array_lines,
     *(wrapped(key) for key in ("data", "messages", "chatMessages", "items", "records")),
+    wrapped_lines,
     ndjson,
     ndjson_crlf_blank_lines,
     concatenated_pretty,

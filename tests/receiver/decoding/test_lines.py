@@ -183,3 +183,113 @@ def test_blocks_cut_from_a_reused_buffer_give_back_every_byte_in_order(read_byte
     assert b"\n".join(cut[:6]) + b"\n" + replay.read() == data
     assert resume.offset == len(b"\n".join(cut[:6])) + 1
     assert all(len(block.split(b"\n")) <= 3 for block in cut)
+
+
+def element_lines(*records: dict[str, object], opening: bytes = b"[\n") -> bytes:
+    """An array of `records` one element per line, as streaming writers produce it."""
+    return opening + b",\n".join(json.dumps(r).encode() for r in records) + b"\n]"
+
+
+def exact_error(data: bytes) -> str:
+    """What the exact scanner alone says of `data` (it must refuse it)."""
+    with pytest.raises(DecodeError) as raised:
+        list(RecordScanner(io.BytesIO(data)))
+    return str(raised.value)
+
+
+def test_an_array_one_element_per_line_gives_every_record_in_order(tmp_path: Path) -> None:
+    records = [record(n, content=f"text {n},\n{{not json}}") for n in range(25)]
+
+    rows = read(tmp_path, element_lines(*records), batch_rows=3)
+
+    assert [row["id"] for row in rows] == [r["id"] for r in records]
+    assert [row["content"] for row in rows] == [r["content"] for r in records]
+
+
+def test_members_after_a_wrappers_array_are_still_read(tmp_path: Path) -> None:
+    records = [record(n) for n in range(7)]
+    data = element_lines(*records, opening=b'{"status": "ok", "data": [\n')
+    data += b', "next": {"cursor": [1, 2]}, "items": []}\n'
+
+    rows = read(tmp_path, data, batch_rows=2)
+
+    assert [row["id"] for row in rows] == [f"m{n}" for n in range(7)]
+
+
+@pytest.mark.parametrize(
+    "after",
+    [
+        b', "items": [{"id": "x"}]}',
+        b"}, {}",
+        b"",
+        b', "next" null}',
+    ],
+)
+def test_what_is_wrong_after_a_wrappers_array_is_the_scanners_error(
+    tmp_path: Path, after: bytes
+) -> None:
+    data = element_lines(*(record(n) for n in range(5)), opening=b'{"data": [\n') + after
+
+    with pytest.raises(DecodeError, match=re.escape(exact_error(data))):
+        read(tmp_path, data, batch_rows=2)
+
+
+def test_elements_spread_over_lines_in_a_later_block_are_framed_exactly(tmp_path: Path) -> None:
+    pretty = json.dumps(record(3, content="spread"), indent=2).encode()
+    data = element_lines(record(0), record(1), record(2), record(9), record(4), record(5))
+    data = data.replace(json.dumps(record(9)).encode(), pretty)
+
+    rows = read(tmp_path, data, batch_rows=2)
+
+    assert [row["id"] for row in rows] == [f"m{n}" for n in range(6)]
+    assert rows[3]["content"] == "spread"
+
+
+@pytest.mark.parametrize("position", [2, 3, 4, 5])
+def test_a_record_broken_between_two_inner_objects_is_one_record(
+    tmp_path: Path, position: int
+) -> None:
+    # A record's own array broken across lines after an object, as if between elements.
+    parts = [{"x": position}, {"y": position}]
+    records = [record(n, parts=parts) if n == position else record(n) for n in range(9)]
+    data = element_lines(*records).replace(b'}, {"y"', b'},\n{"y"')
+
+    rows = read(tmp_path, data, batch_rows=2)
+
+    assert [row["id"] for row in rows] == [f"m{n}" for n in range(9)]
+    assert json.loads(str(rows[position]["parts"])) == parts
+
+
+def test_unknown_fields_and_two_elements_on_a_line_lose_nothing(tmp_path: Path) -> None:
+    data = element_lines(record(0), record(1, meta={"n": 1.50}), record(2), record(3))
+    data = data.replace(b'"m2", "chatId": "c"},\n', b'"m2", "chatId": "c"}, ' + b'{"id": "m2b"},\n')
+
+    rows = read(tmp_path, data, batch_rows=2)
+
+    assert [row["id"] for row in rows] == ["m0", "m1", "m2", "m2b", "m3"]
+    assert rows[1]["meta"] == '{"n":1.5}'
+
+
+@pytest.mark.parametrize("element", [b"null", b"[1]", b"{", b'{"id":"a"} x'])
+def test_a_bad_element_in_a_later_block_is_the_scanners_error(
+    tmp_path: Path, element: bytes
+) -> None:
+    data = b"[\n" + b",\n".join([b'{"id":"a"}'] * 6 + [element] + [b'{"id":"b"}'] * 3) + b"\n]"
+
+    with pytest.raises(DecodeError, match=re.escape(exact_error(data))):
+        read(tmp_path, data, batch_rows=2)
+
+
+def test_an_element_nested_too_deep_in_a_later_block_is_refused(tmp_path: Path) -> None:
+    deep = b'{"x":' + b"[" * 100 + b"]" * 100 + b"}"
+    data = b"[\n" + b",\n".join([b'{"id":"a"}'] * 6 + [deep] + [b'{"id":"b"}'] * 3) + b"\n]"
+
+    with pytest.raises(DecodeError, match="nested deeper than 64"):
+        read(tmp_path, data, batch_rows=2)
+
+
+def test_an_element_that_is_not_valid_json_is_named(tmp_path: Path) -> None:
+    data = element_lines(*(record(n) for n in range(6))).replace(b'"m4"', b'"m\t4"')
+
+    with pytest.raises(DecodeError, match="record 4 is not valid JSON"):
+        read(tmp_path, data, batch_rows=2)
