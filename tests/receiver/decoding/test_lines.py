@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -36,10 +37,18 @@ def scanned(data: bytes) -> list[bytes]:
     return [line for block, _ in RecordScanner(io.BytesIO(data)) for line in block.split(b"\n")]
 
 
-def test_many_blocks_give_every_record_in_order(tmp_path: Path) -> None:
-    records = [record(n, content=f"text {n} {{not json}}") for n in range(25)]
+def element_lines(*records: dict[str, object], opening: bytes = b"[\n") -> bytes:
+    """An array of `records` one element per line, as streaming writers produce it."""
+    return opening + b",\n".join(json.dumps(r).encode() for r in records) + b"\n]"
 
-    rows = read(tmp_path, lines(*records), batch_rows=3)
+
+@pytest.mark.parametrize("layout", [lines, element_lines])
+def test_many_blocks_give_every_record_in_order(
+    tmp_path: Path, layout: Callable[..., bytes]
+) -> None:
+    records = [record(n, content=f"text {n},\n{{not json}}") for n in range(25)]
+
+    rows = read(tmp_path, layout(*records), batch_rows=3)
 
     assert [row["id"] for row in rows] == [r["id"] for r in records]
     assert [row["content"] for row in rows] == [r["content"] for r in records]
@@ -185,25 +194,11 @@ def test_blocks_cut_from_a_reused_buffer_give_back_every_byte_in_order(read_byte
     assert all(len(block.split(b"\n")) <= 3 for block in cut)
 
 
-def element_lines(*records: dict[str, object], opening: bytes = b"[\n") -> bytes:
-    """An array of `records` one element per line, as streaming writers produce it."""
-    return opening + b",\n".join(json.dumps(r).encode() for r in records) + b"\n]"
-
-
 def exact_error(data: bytes) -> str:
     """What the exact scanner alone says of `data` (it must refuse it)."""
     with pytest.raises(DecodeError) as raised:
         list(RecordScanner(io.BytesIO(data)))
     return str(raised.value)
-
-
-def test_an_array_one_element_per_line_gives_every_record_in_order(tmp_path: Path) -> None:
-    records = [record(n, content=f"text {n},\n{{not json}}") for n in range(25)]
-
-    rows = read(tmp_path, element_lines(*records), batch_rows=3)
-
-    assert [row["id"] for row in rows] == [r["id"] for r in records]
-    assert [row["content"] for row in rows] == [r["content"] for r in records]
 
 
 def test_members_after_a_wrappers_array_are_still_read(tmp_path: Path) -> None:
