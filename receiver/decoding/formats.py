@@ -25,12 +25,7 @@ from receiver.decoding.jsonscan import InArray, RecordScanner, Resume
 from receiver.decoding.labels import field_for, map_header
 from receiver.decoding.lines import LineBlock, LineBlocks
 from receiver.decoding.parsers import PARSERS, Parse, Parsers
-from receiver.decoding.rows import (
-    csv_batch,
-    json_block_batch,
-    json_element_lines_batch,
-    json_lines_batch,
-)
+from receiver.decoding.rows import csv_batch, json_block_batch, json_lines_batch
 
 SNIFF_BYTES = 64 * 1024
 # A batch of JSON lines is parsed once it holds this many bytes, even if short of batch_rows.
@@ -191,10 +186,9 @@ def _line_batches(parsers: Parsers, lines: LineBlocks, batch_rows: int) -> Itera
             lines.accepted(block)
         return batches
 
-    parse = json_lines_batch if lines.array is None else json_element_lines_batch
     try:
         for block in lines:
-            parsed = parsers.submit(partial(parse, block.data, block.rows))
+            parsed = parsers.submit(partial(json_lines_batch, block.data, block.rows))
             pending.append((block, parsed))
             while len(pending) > PARSERS or pending[0][1].done():
                 if (batches := settle()) is None:
@@ -215,7 +209,7 @@ def _framed(
     parsers: Parsers, lines: LineBlocks, block: LineBlock, batch_rows: int
 ) -> list[pa.RecordBatch] | None:
     """The block's records framed by the exact scanner, or None if they do not end with it."""
-    data = block.data
+    data = block.text
     array = lines.array
     if array is not None:
         # The block's elements, as if their array closed after them.

@@ -386,7 +386,7 @@ class RecordScanner:
 
     def _array(self, array: InArray) -> Generator[Block, None, bool]:
         """Yields the elements of the array at the current position (each must be an object);
-        False if they are handed off instead (see `Handoff`)."""
+        returns True once they are read, False if they are handed off instead (`Handoff`)."""
         self._pos += 1
         if self._skip_ws() == _RBRACKET:
             self._pos += 1

@@ -255,6 +255,15 @@ def test_a_record_broken_between_two_inner_objects_is_one_record(
     assert json.loads(str(rows[position]["parts"])) == parts
 
 
+@pytest.mark.parametrize("separator", [b",\n\n", b" ,\n  ", b"\t,\n\n \n"])
+def test_whitespace_between_elements_is_whitespace(tmp_path: Path, separator: bytes) -> None:
+    data = element_lines(*(record(n) for n in range(6))).replace(b",\n", separator)
+
+    rows = read(tmp_path, data, batch_rows=1)
+
+    assert [row["id"] for row in rows] == [f"m{n}" for n in range(6)]
+
+
 def test_unknown_fields_and_two_elements_on_a_line_lose_nothing(tmp_path: Path) -> None:
     data = element_lines(record(0), record(1, meta={"n": 1.50}), record(2), record(3))
     data = data.replace(b'"m2", "chatId": "c"},\n', b'"m2", "chatId": "c"}, ' + b'{"id": "m2b"},\n')
@@ -265,7 +274,7 @@ def test_unknown_fields_and_two_elements_on_a_line_lose_nothing(tmp_path: Path) 
     assert rows[1]["meta"] == '{"n":1.5}'
 
 
-@pytest.mark.parametrize("element", [b"null", b"[1]", b"{", b'{"id":"a"} x'])
+@pytest.mark.parametrize("element", [b"null", b"[1]", b"{", b'{"id":"a"} x', b"", b"\n"])
 def test_a_bad_element_in_a_later_block_is_the_scanners_error(
     tmp_path: Path, element: bytes
 ) -> None:
