@@ -209,7 +209,7 @@ def _framed(
     parsers: Parsers, lines: LineBlocks, block: LineBlock, batch_rows: int
 ) -> list[pa.RecordBatch] | None:
     """The block's records framed by the exact scanner, or None if they do not end with it."""
-    data = block.text
+    data = lines.text(block)
     array = lines.array
     if array is not None:
         # The block's elements, as if their array closed after them.

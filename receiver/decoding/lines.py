@@ -54,12 +54,6 @@ class LineBlock:
     """Index of its first record in the file."""
     offset: int
     """Byte offset of data[0] in the stream."""
-    in_array: bool = False
-
-    @property
-    def text(self) -> bytes:
-        """The block as it stands in the stream."""
-        return self.data.replace(b"\n", b",\n") if self.in_array else self.data
 
 
 class LineBlocks:
@@ -135,14 +129,17 @@ class LineBlocks:
                     data = _without_line_commas(view[self._pos : cut])
                     if cut - self._pos - len(data) != rows - 1:
                         return  # a line break that does not follow an element: the scanner's
-            in_array = self.array is not None
-            block = LineBlock(data, rows, self._records, self._offset + self._pos, in_array)
+            block = LineBlock(data, rows, self._records, self._offset + self._pos)
             newline = bytes(buf[cut : min(cut + len(self._separator), self._end)])
             self._unaccepted.append((block, newline))
             self._pos = cut + len(newline)
             self._records += rows
             self._limit = min(2 * self._limit, self._block_bytes)
             yield block
+
+    def text(self, block: LineBlock) -> bytes:
+        """The block as it stands in the stream (in an array, with its commas)."""
+        return block.data if self.array is None else block.data.replace(b"\n", b",\n")
 
     def accepted(self, block: LineBlock) -> None:
         oldest, _ = self._unaccepted.popleft()
@@ -154,7 +151,7 @@ class LineBlocks:
         cutting finished and the parser accepted every block."""
         if self.finished and not self._unaccepted:
             return None
-        kept = [data for block, newline in self._unaccepted for data in (block.text, newline)]
+        kept = [data for block, newline in self._unaccepted for data in (self.text(block), newline)]
         if self._unaccepted:
             first = self._unaccepted[0][0]
             resume = Resume(first.offset, first.first, self.array)
