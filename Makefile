@@ -30,8 +30,9 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
+# Two workers: see the pytest-xdist comment in pyproject.toml. `pytest` alone runs serially.
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest --numprocesses 2
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -c bench/constraints.txt -e '.[dev,bench]'

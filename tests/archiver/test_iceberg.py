@@ -208,7 +208,7 @@ def test_a_service_killed_before_the_catalog_commit_commits_on_restart(
             table = tables.load()
             assert table.current_snapshot() is None
             uploaded = [i.key for i in tables_store(env).list("iceberg/data/")]
-            assert len(uploaded) > 3
+            assert uploaded, "the killed attempt uploaded no data file before the commit"
             record = ledger.window(STREAM, window)
             assert record is not None and record.state == "received"
             holding.hold = False
