@@ -46,7 +46,7 @@ Record = dict[str, Any]
 @dataclass(frozen=True)
 class Shape:
     name: str
-    layout: str  # ndjson, array, wrapped or csv
+    layout: str  # ndjson, array (one element per line), compact (on one line), wrapped or csv
     drift: Callable[[int, Record], Record]
 
 
@@ -88,6 +88,8 @@ SHAPES = (
     Shape("NDJSON, null fields omitted", "ndjson", _no_nulls),
     Shape("JSON array, clean", "array", _clean),
     Shape("JSON array, 10% unknown", "array", _tenth),
+    Shape("JSON array on one line, clean", "compact", _clean),
+    Shape("JSON array on one line, 10% unknown", "compact", _tenth),
     Shape('wrapped {"data": [...]}, clean', "wrapped", _clean),
     Shape('wrapped {"data": [...]}, 10% unknown', "wrapped", _tenth),
     Shape("CSV, clean", "csv", _clean),
@@ -177,7 +179,12 @@ def _has_dlt() -> bool:
 def _files(data_dir: Path, shape: Shape, messages: int, day: datetime) -> tuple[Path, Path]:
     """The shape's file, and the file the floor reads (NDJSON or CSV of the same records)."""
     stem = f"drift-{SEED}-{day:%Y%m%d}-{messages}-{shape.drift.__name__.strip('_')}"
-    suffix = {"ndjson": ".ndjson", "array": "-array.json", "wrapped": "-wrapped.json"}
+    suffix = {
+        "ndjson": ".ndjson",
+        "array": "-array.json",
+        "compact": "-compact.json",
+        "wrapped": "-wrapped.json",
+    }
     data = data_dir / (stem + suffix.get(shape.layout, ".csv"))
     floor = data if shape.layout in ("ndjson", "csv") else data_dir / f"{stem}.ndjson"
     for path, layout in (
@@ -218,6 +225,7 @@ def _write(path: Path, layout: str, records: Iterator[Record]) -> None:
         opening, separator, closing = {
             "ndjson": ("", "\n", "\n"),
             "array": ("[\n", ",\n", "\n]"),
+            "compact": ("[", ",", "]"),
             "wrapped": ('{"status":"completed","data":[\n', ",\n", "\n]}"),
         }[layout]
         out.write(opening)

@@ -123,9 +123,9 @@ def describe(head: bytes) -> str:
 def json_batches(stream: IO[bytes], batch_rows: int) -> Iterator[pa.RecordBatch]:
     """The records of a JSON or NDJSON stream, `batch_rows` (or 4 MiB) at a time.
 
-    NDJSON, and an array written one element per line, is cut at its line breaks and checked
-    by the parser (see `lines`); the exact scanner frames everything else, and the records
-    from where the parser does not accept a block on.
+    NDJSON, and an array written one element per line or all on one line, is cut between its
+    records and checked by the parser (see `lines`); the exact scanner frames everything else,
+    and the records from where the parser does not accept a block on.
     Blocks are parsed (pyarrow, which releases the GIL) on two threads while the next ones are
     read, and handed on in order (see `parsers`).
     """
@@ -181,9 +181,12 @@ def _line_batches(parsers: Parsers, lines: LineBlocks, batch_rows: int) -> Itera
     def settle() -> list[pa.RecordBatch] | None:
         block, parsed = pending.popleft()
         batch = parsed.result()
-        batches = [batch] if batch is not None else _framed(parsers, lines, block, batch_rows)
-        if batches is not None:
+        if batch is not None:
             lines.accepted(block)
+            return [batch]
+        batches = _framed(parsers, lines, block, batch_rows)
+        if batches is not None:
+            lines.accepted(block, records=sum(framed.num_rows for framed in batches))
         return batches
 
     try:
@@ -214,9 +217,10 @@ def _framed(
     if array is not None:
         # The block's elements, as if their array closed after them.
         data, array = data + b"]", InArray(array.what, None)
-    scanner = RecordScanner(io.BytesIO(data), resume=Resume(block.offset, block.first, array))
+    first = lines.first(block)
+    scanner = RecordScanner(io.BytesIO(data), resume=Resume(block.offset, first, array))
     try:
-        return list(_parsed(parsers, _json_blocks(scanner, batch_rows, block.first)))
+        return list(_parsed(parsers, _json_blocks(scanner, batch_rows, first)))
     except DecodeError:
         return None
 

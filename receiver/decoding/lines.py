@@ -5,10 +5,14 @@ frame the records, so the blocks cut here are taken on trust and checked by the 
 (`rows.json_lines_batch`): a block is accepted only if pyarrow reads exactly one record per
 line, each with known fields only (or unknown ones, through `drift`).
 
-An array of messages written one element per line (`[`, then `{...},` lines) is cut the same
-way, at the commas that end lines, and those commas are taken out as the block is copied, so the
-parser reads it as NDJSON. The elements after the last such comma, the closing bracket and
-whatever follows it are always left to the scanner.
+An array of messages is cut the same way where its elements follow one another in one of the
+ways writers put them: one per line (`[`, then `{...},` lines), cut at the commas that end
+lines, or all on one line (`[{...},{...}]`, or `}, {` as Python writes it), cut between a `}`
+and the next `{`. The separators become line breaks as the block is copied, so the parser reads
+it as NDJSON. A separator found inside a record instead of between two (in a string, or between
+two objects of a nested array) leaves a line that is not a whole JSON object, which the parser
+refuses, so a block it accepts was cut only between elements. The elements after the last
+separator, the closing bracket and whatever follows it are always left to the scanner.
 
 Anything else (a block the parser does not accept, a line longer than a block, invalid UTF-8)
 ends the cutting: the exact scanner then reads on from the oldest block not yet accepted,
@@ -44,14 +48,36 @@ _COMMA = ord(",")
 
 
 @dataclass(frozen=True)
+class Layout:
+    """How a stream's records follow one another: `pattern` is searched for between two, its
+    first `before` bytes end the record before, and `between` (dropped from the blocks, a line
+    break in their data) lies between the two records."""
+
+    pattern: bytes
+    before: int
+    between: bytes
+
+    @property
+    def as_lines(self) -> bytes:
+        """The pattern as it stands in a block's data."""
+        return self.pattern[: self.before] + b"\n" + self.pattern[self.before + len(self.between) :]
+
+
+NDJSON = Layout(b"\n", 0, b"\n")
+ARRAY_LINES = Layout(b",\n", 0, b",\n")
+_ONE_LINE_ARRAYS = (Layout(b"},{", 1, b","), Layout(b"}, {", 1, b", "))
+
+
+@dataclass(frozen=True)
 class LineBlock:
     data: bytes
-    """Whole lines joined by line breaks (the one after the last line is not included); in an
-    array, without the comma that ended each line but the last."""
+    """Whole records joined by line breaks (none after the last); in an array, the separators
+    between its elements as line breaks (see `Layout`)."""
     rows: int
     """Lines in `data`: the records it must hold, one per line, for the parser to accept it."""
     first: int
-    """Index of its first record in the file."""
+    """Index of its first record in the file, counting a line as a record (see
+    `LineBlocks.first`)."""
     offset: int
     """Byte offset of data[0] in the stream."""
 
@@ -88,11 +114,12 @@ class LineBlocks:
         self._eof = False
         self._refused = False  # a read failed UTF-8 validation: the scanner will report it
         self._records = 0
+        self._miscounted = 0  # records framed exactly, less the lines they were counted as
         self._unaccepted: deque[tuple[LineBlock, bytes]] = deque()  # (block, its line break)
         self.finished = False  # every byte was cut into blocks
         self.array: InArray | None = start.array
         """The array the records are elements of; None for NDJSON."""
-        self._separator = b"\n" if self.array is None else b",\n"
+        self._layout: Layout | None = NDJSON if self.array is None else None  # None: not seen yet
 
     def __iter__(self) -> Iterator[LineBlock]:
         buf = self._buf
@@ -101,50 +128,87 @@ class LineBlocks:
             if available == 0:
                 self.finished = True
                 return
-            if self._eof and available <= self._limit and self.array is None:
+            end = min(self._pos + self._limit, self._end)
+            layout = self._layout or _array_layout(buf, self._pos, end)
+            if layout is NDJSON and self._eof and available <= self._limit:
                 # the rest, in one block
                 cut = self._end - (buf[self._end - 1] == _NEWLINE)
             else:
-                end = min(self._pos + self._limit, self._end)
-                cut = buf.rfind(self._separator, self._pos, end)
-                if cut < 0 and self._limit < self._block_bytes:
+                found = -1 if layout is None else buf.rfind(layout.pattern, self._pos, end)
+                if found < 0 and self._limit < self._block_bytes:
                     self._limit = min(2 * self._limit, self._block_bytes)
                     continue
-                if cut < 0:
+                if layout is None or found < 0:
                     return  # a line longer than a block, or an array's end: the scanner frames on
-            rows = buf.count(b"\n", self._pos, cut) + 1
-            if rows > self._batch_rows:
-                cut = self._pos - 1
-                for _ in range(self._batch_rows):
-                    cut = buf.index(b"\n", cut + 1, self._end)
-                rows = self._batch_rows
-                if self.array is not None:
-                    if cut == self._pos or buf[cut - 1] != _COMMA:
-                        return  # not a line between elements: the scanner frames on
-                    cut -= 1
-            with memoryview(buf) as view:
-                if self.array is None:
-                    data = bytes(view[self._pos : cut])
-                else:
-                    data = _without_line_commas(view[self._pos : cut])
-                    if cut - self._pos - len(data) != rows - 1:
-                        return  # a line break that does not follow an element: the scanner's
-            block = LineBlock(data, rows, self._records, self._offset + self._pos)
-            newline = bytes(buf[cut : min(cut + len(self._separator), self._end)])
-            self._unaccepted.append((block, newline))
-            self._pos = cut + len(newline)
-            self._records += rows
+                cut = found + layout.before
+            self._layout = layout
+            block = self._block(layout, cut)
+            if block is None:
+                return  # a line break that is not between elements: the scanner's
+            between = bytes(buf[block.end : min(block.end + len(layout.between), self._end)])
+            self._unaccepted.append((block.block, between))
+            self._pos = block.end + len(between)
+            self._records += block.block.rows
             self._limit = min(2 * self._limit, self._block_bytes)
-            yield block
+            yield block.block
+
+    def _block(self, layout: Layout, cut: int) -> _Cut | None:
+        """The block from the current position to `cut` (or to its `batch_rows`-th record),
+        None if its line breaks do not all lie between records."""
+        if layout is NDJSON or layout is ARRAY_LINES:
+            return self._lines_block(layout, cut)
+        buf, start = self._buf, self._pos
+        if buf.find(b"\n", start, cut) >= 0:
+            return None
+        # Counted after the separators became line breaks: a byte is counted faster than three.
+        with memoryview(buf) as view:
+            data = _as_lines(view[start:cut], layout)
+        rows = data.count(b"\n") + 1
+        if rows > self._batch_rows:
+            cut = _nth(buf, layout.pattern, start, self._batch_rows) + layout.before
+            with memoryview(buf) as view:
+                data = _as_lines(view[start:cut], layout)
+            rows = self._batch_rows
+        return _Cut(LineBlock(data, rows, self._records, self._offset + start), cut)
+
+    def _lines_block(self, layout: Layout, cut: int) -> _Cut | None:
+        buf, start = self._buf, self._pos
+        rows = buf.count(b"\n", start, cut) + 1
+        if rows > self._batch_rows:
+            cut = _nth(buf, b"\n", start, self._batch_rows)
+            rows = self._batch_rows
+            if layout is ARRAY_LINES:
+                if cut == start or buf[cut - 1] != _COMMA:
+                    return None
+                cut -= 1
+        with memoryview(buf) as view:
+            if layout is NDJSON:
+                data = bytes(view[start:cut])
+            else:
+                data = _as_lines(view[start:cut], layout)
+                if cut - start - len(data) != rows - 1:
+                    return None  # a line break that does not follow a comma
+        return _Cut(LineBlock(data, rows, self._records, self._offset + start), cut)
 
     def text(self, block: LineBlock) -> bytes:
-        """The block as it stands in the stream (in an array, with its commas)."""
-        return block.data if self.array is None else block.data.replace(b"\n", b",\n")
+        """The block as it stands in the stream (in an array, with its separators)."""
+        layout = self._layout
+        if layout is None or layout is NDJSON:
+            return block.data
+        return block.data.replace(layout.as_lines, layout.pattern)
 
-    def accepted(self, block: LineBlock) -> None:
+    def accepted(self, block: LineBlock, records: int | None = None) -> None:
+        """`block` was taken: as it was cut, or framed exactly as `records` records."""
         oldest, _ = self._unaccepted.popleft()
         if oldest is not block:
             raise AssertionError("blocks must be accepted in the order they were cut")
+        if records is not None:
+            self._miscounted += records - block.rows
+
+    def first(self, block: LineBlock) -> int:
+        """The index of the block's first record in the file, once those before it are accepted
+        (a block framed exactly may hold more records than lines, or fewer)."""
+        return block.first + self._miscounted
 
     def rest(self) -> tuple[IO[bytes], Resume] | None:
         """The stream from the oldest block not accepted on, and where that is; None when the
@@ -154,9 +218,9 @@ class LineBlocks:
         kept = [data for block, newline in self._unaccepted for data in (self.text(block), newline)]
         if self._unaccepted:
             first = self._unaccepted[0][0]
-            resume = Resume(first.offset, first.first, self.array)
+            resume = Resume(first.offset, self.first(first), self.array)
         else:
-            resume = Resume(self._offset + self._pos, self._records, self.array)
+            resume = Resume(self._offset + self._pos, self._records + self._miscounted, self.array)
         kept.append(bytes(self._buf[self._pos : self._end]))
         self._unaccepted.clear()
         return cast(IO[bytes], _Replay(b"".join(kept), self._stream)), resume
@@ -206,12 +270,41 @@ class LineBlocks:
         return len(data)
 
 
-def _without_line_commas(text: memoryview) -> bytes:
-    """`text` with each comma that ends a line taken out, in one pass (Arrow's replace runs at
-    twice the speed of bytes.replace, without the GIL)."""
+@dataclass(frozen=True)
+class _Cut:
+    block: LineBlock
+    end: int
+    """Where the block ends in the buffer (its separator starts there)."""
+
+
+def _nth(buf: bytearray, pattern: bytes, start: int, count: int) -> int:
+    """Where the `count`-th `pattern` from `start` on begins (there are at least that many)."""
+    at = start - len(pattern)
+    for _ in range(count):
+        at = buf.index(pattern, at + len(pattern))
+    return at
+
+
+def _array_layout(buf: bytearray, start: int, end: int) -> Layout | None:
+    """How the elements of an array follow one another, from its first bytes (`start:end`);
+    None if that is not one of `Layout`'s ways (the scanner frames such an array)."""
+    if buf.find(b",\n", start, end) >= 0:
+        return ARRAY_LINES
+    if buf.find(b"\n", start, end) >= 0:
+        return None
+    for layout in _ONE_LINE_ARRAYS:
+        if buf.find(layout.pattern, start, end) >= 0:
+            return layout
+    return None
+
+
+def _as_lines(text: memoryview, layout: Layout) -> bytes:
+    """`text` with each separator between records as a line break, in one pass (Arrow's
+    replace runs at twice the speed of bytes.replace, without the GIL)."""
     offsets = pa.py_buffer(struct.pack("=qq", 0, len(text)))
     block = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(text)])
-    return bytes(pc.replace_substring(block, ",\n", "\n")[0].as_buffer())
+    lines = pc.replace_substring(block, layout.pattern.decode(), layout.as_lines.decode())
+    return bytes(lines[0].as_buffer())
 
 
 class _Replay(io.RawIOBase):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from receiver.decoding import DecodeError
-from receiver.decoding.jsonscan import Handoff, RecordScanner
+from receiver.decoding.jsonscan import Handoff, InArray, RecordScanner
 from receiver.decoding.lines import LineBlocks
 from tests.receiver.decoding.shapes import decoded
 
@@ -42,7 +42,16 @@ def element_lines(*records: dict[str, object], opening: bytes = b"[\n") -> bytes
     return opening + b",\n".join(json.dumps(r).encode() for r in records) + b"\n]"
 
 
-@pytest.mark.parametrize("layout", [lines, element_lines])
+def one_line(*records: dict[str, object], separator: bytes = b",") -> bytes:
+    """An array of `records` on one line: compact (`},{`), or as Python writes it (`}, {`)."""
+    return b"[" + separator.join(json.dumps(r).encode() for r in records) + b"]"
+
+
+def spaced(*records: dict[str, object]) -> bytes:
+    return one_line(*records, separator=b", ")
+
+
+@pytest.mark.parametrize("layout", [lines, element_lines, one_line, spaced])
 def test_many_blocks_give_every_record_in_order(
     tmp_path: Path, layout: Callable[..., bytes]
 ) -> None:
@@ -296,4 +305,107 @@ def test_an_element_that_is_not_valid_json_is_named(tmp_path: Path) -> None:
     data = element_lines(*(record(n) for n in range(6))).replace(b'"m4"', b'"m\t4"')
 
     with pytest.raises(DecodeError, match="record 4 is not valid JSON"):
+        read(tmp_path, data, batch_rows=2)
+
+
+TOP_LEVEL = InArray("the top-level array", None)
+
+
+def test_an_array_on_one_line_is_cut_between_its_elements() -> None:
+    records = [record(n, content="x" * 20) for n in range(12)]
+    data = one_line(*records)
+    cutter = LineBlocks(
+        Handoff(data[1:], 1, b"", TOP_LEVEL), io.BytesIO(b""), batch_rows=5, block_bytes=200
+    )
+
+    cut = []
+    for block in cutter:
+        cut.append(block)
+        cutter.accepted(block)
+
+    assert len(cut) > 2
+    lines_cut = [line for block in cut for line in block.data.split(b"\n")]
+    assert [json.loads(line)["id"] for line in lines_cut] == [f"m{n}" for n in range(11)]
+    assert all(block.rows <= 5 for block in cut)
+    rest = cutter.rest()
+    assert rest is not None
+    replay, resume = rest
+    assert resume.records == 11
+    assert replay.read() == json.dumps(records[11]).encode() + b"]"
+
+
+@pytest.mark.parametrize("layout", [one_line, spaced])
+@pytest.mark.parametrize("position", [1, 2, 3, 4, 5])
+def test_a_separator_inside_a_record_leaves_it_one_record(
+    tmp_path: Path, layout: Callable[..., bytes], position: int
+) -> None:
+    # The separator between elements, inside a string and between a nested array's objects.
+    parts = [{"x": position}, {"y": position}]
+    inside = record(position, content='a},{b}, {"c"', parts=parts)
+    records = [inside if n == position else record(n) for n in range(8)]
+
+    rows = read(tmp_path, layout(*records), batch_rows=2)
+
+    assert [row["id"] for row in rows] == [f"m{n}" for n in range(8)]
+    assert rows[position]["content"] == 'a},{b}, {"c"'
+    assert json.loads(str(rows[position]["parts"])) == parts
+
+
+def test_both_separators_and_line_breaks_in_one_array_lose_nothing(tmp_path: Path) -> None:
+    data = one_line(*(record(n) for n in range(10)))
+    data = data.replace(b'}, {"id": "m3"', b'},{"id": "m3"').replace(
+        b'{"id": "m6"', b'\n{"id": "m6"'
+    )
+
+    rows = read(tmp_path, data, batch_rows=2)
+
+    assert [row["id"] for row in rows] == [f"m{n}" for n in range(10)]
+
+
+def test_unknown_fields_and_a_wrapper_around_a_one_line_array_lose_nothing(
+    tmp_path: Path,
+) -> None:
+    records = [record(n, meta={"n": 1.50, "tags": [{"a": n}, {"b": -0}]}) for n in range(9)]
+    data = b'{"status": "ok", "data": ' + spaced(*records) + b', "next": {"cursor": [1]}}'
+
+    rows = read(tmp_path, data, batch_rows=2)
+
+    assert [row["id"] for row in rows] == [f"m{n}" for n in range(9)]
+    assert [row["meta"] for row in rows] == [
+        f'{{"n":1.5,"tags":[{{"a":{n}}},{{"b":0}}]}}' for n in range(9)
+    ]
+
+
+@pytest.mark.parametrize("element", [b"null", b"[1]", b"{", b'{"id":"a"} x', b"", b"\n"])
+def test_a_bad_element_of_a_one_line_array_is_the_scanners_error(
+    tmp_path: Path, element: bytes
+) -> None:
+    data = b"[" + b",".join([b'{"id":"a"}'] * 6 + [element] + [b'{"id":"b"}'] * 3) + b"]"
+
+    with pytest.raises(DecodeError, match=re.escape(exact_error(data))):
+        read(tmp_path, data, batch_rows=2)
+
+
+@pytest.mark.parametrize(
+    ("early", "bad"),
+    [(b"\n\n\n", 7), (b'{"id":"x"} {"id":"y"}\n', 9)],
+    ids=["blank lines", "two records on a line"],
+)
+def test_records_after_a_block_framed_exactly_are_numbered_as_the_scanner_numbers_them(
+    tmp_path: Path, early: bytes, bad: int
+) -> None:
+    good = b'{"id":"a"}\n'
+    data = good * 3 + early + good * 4 + b'{"id": "a\tb"}\n'
+
+    with pytest.raises(DecodeError, match=f"record {bad} is not valid JSON"):
+        read(tmp_path, data, batch_rows=2)
+
+
+def test_elements_after_a_block_framed_exactly_are_numbered_as_the_scanner_numbers_them(
+    tmp_path: Path,
+) -> None:
+    good = b'{"id":"a"},\n'
+    data = b"[\n" + good * 3 + b'{"id":"x"},{"id":"y"},\n' + good * 4 + b"null\n]"
+
+    with pytest.raises(DecodeError, match=re.escape(exact_error(data))):
         read(tmp_path, data, batch_rows=2)
