@@ -150,10 +150,16 @@ class Resume:
     array: InArray | None = None
 
 
+def one_value(data: bytes | memoryview, kind: pa.DataType) -> pa.Array:
+    """`data` as the single value of an Arrow array of `kind` (`large_string` or
+    `large_binary`), without a copy, so Arrow's kernels can work on it."""
+    offsets = pa.py_buffer(struct.pack("=qq", 0, len(data)))
+    return pa.Array.from_buffers(kind, 1, [None, offsets, pa.py_buffer(data)])
+
+
 def _validate_utf8(data: bytes | memoryview) -> None:
     """Validates UTF-8 at memory speed (Arrow's validator), raising pa.ArrowInvalid."""
-    offsets = pa.py_buffer(struct.pack("=ii", 0, len(data)))
-    pa.Array.from_buffers(pa.string(), 1, [None, offsets, pa.py_buffer(data)]).validate(full=True)
+    one_value(data, pa.large_string()).validate(full=True)
 
 
 def _complete_utf8(data: bytes | memoryview) -> int:
