@@ -9,7 +9,7 @@ from typing import Any
 
 from receiver.decoding.errors import DecodeError, UnrecognisedPayload
 from receiver.decoding.formats import SNIFF_BYTES, Json, describe, sniff
-from receiver.decoding.jsonscan import value_end
+from receiver.decoding.jsonvalue import value_end
 from receiver.decoding.notices import (
     FailureNotice,
     InlineFile,

@@ -24,7 +24,7 @@ import pyarrow.compute as pc
 import pyarrow.json as pa_json
 
 from receiver.decoding.errors import DecodeError
-from receiver.decoding.jsonscan import MAX_DEPTH, value_end
+from receiver.decoding.jsonvalue import MAX_DEPTH, value_end
 from receiver.decoding.labels import field_for
 from storage.jsontext import compact
 from storage.schema import API_FIELDS

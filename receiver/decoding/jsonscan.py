@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import struct
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -23,34 +22,28 @@ from typing import IO
 import msgspec
 import pyarrow as pa
 
+from receiver.decoding.buffers import complete_utf8, validate_utf8
 from receiver.decoding.errors import DecodeError
+from receiver.decoding.jsonvalue import show_byte, value_end
 
 # Keys under which an object may hold the array of messages.
 WRAPPER_KEYS = frozenset({"data", "messages", "chatMessages", "items", "records"})
 # Keys that mark a top-level object as a message rather than a wrapper.
 _RECORD_KEYS = frozenset({"id", "chatId"})
 
-MAX_DEPTH = 64
 MAX_RECORD_BYTES = 64 * 1024 * 1024
 CHUNK_BYTES = 4 * 1024 * 1024
 
 _BOM = b"\xef\xbb\xbf"
 _WS = re.compile(rb"[ \t\r\n]*")
-# Strings and flat objects as "unrolled loops" (no alternation per character): fastest in re.
-_STRING_REST = re.compile(rb'[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+# A string as an "unrolled loop" (no alternation per character): fastest in re.
 _STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
-_FLAT_OBJECT = re.compile(
-    rb'\{[^"{}\[\]]*+(?:"[^"\\]*+(?:\\.[^"\\]*+)*+"[^"{}\[\]]*+)*+\}', re.DOTALL
-)
-_STRUCTURE = re.compile(rb'["\[\]{}]')
-_SCALAR = re.compile(rb"[-+.0-9A-Za-z]+")
 # A flat object with no raw line break (valid JSON strings cannot hold one), then runs of them
 # one per line: NDJSON lines, or array elements each followed by a comma and a line break.
 _FLAT_LINE = rb'\{[^"{}\[\]\r\n]*+(?:"[^"\\\r\n]*+(?:\\[^\r\n][^"\\\r\n]*+)*+"[^"{}\[\]\r\n]*+)*+\}'
 # Whitespace around the line breaks is left in place: both parsers downstream skip it.
 _NDJSON_RUN = re.compile(rb"(?:" + _FLAT_LINE + rb"[ \t\r]*\n[ \t]*)++")
 _ARRAY_RUN = re.compile(rb"(?:" + _FLAT_LINE + rb"[ \t\r]*,\r?\n[ \t]*)++")
-_CLOSERS = {ord("]"): ord("["), ord("}"): ord("{")}
 # Array elements are framed many at a time by msgspec (in C) where it can: it reads a stretch
 # of elements as a JSON array of raw values, which succeeds only when the stretch ends where
 # an element does. These many candidate ends are tried before the elements are framed one by
@@ -62,57 +55,7 @@ _BULK_TRIES = 4
 _NOT_AN_OBJECT_NEXT = re.compile(rb"\n[^{]")
 
 _LBRACKET, _RBRACKET, _LBRACE, _RBRACE = b"[]{}"
-_QUOTE, _COMMA, _COLON = ord('"'), ord(","), ord(":")
-
-
-def _show(char: int) -> str:
-    """A byte for an error message: the character when printable ASCII, else its hex code."""
-    return repr(chr(char)) if 0x20 <= char < 0x7F else f"byte 0x{char:02x}"
-
-
-def value_end(buf: bytes, pos: int, final: bool, max_depth: int = MAX_DEPTH) -> int:
-    """Where the JSON value starting at `pos` ends, or -1 when `buf` stops before it does.
-
-    Checks nesting depth (at most `max_depth` levels) and bracket pairing only; the record's
-    contents are validated later by the parser that reads it.
-    """
-    first = buf[pos]
-    if first == _LBRACE:
-        flat = _FLAT_OBJECT.match(buf, pos)
-        if flat is not None:
-            return flat.end()
-    elif first == _QUOTE:
-        string = _STRING_REST.match(buf, pos + 1)
-        return -1 if string is None else string.end()
-    elif first != _LBRACKET:
-        scalar = _SCALAR.match(buf, pos)
-        if scalar is None:
-            raise DecodeError(f"unexpected {_show(first)} where a JSON value starts")
-        if scalar.end() == len(buf) and not final:
-            return -1
-        return scalar.end()
-    stack = bytearray()
-    at = pos
-    while True:
-        found = _STRUCTURE.search(buf, at)
-        if found is None:
-            return -1
-        char = buf[found.start()]
-        at = found.end()
-        if char == _QUOTE:
-            string = _STRING_REST.match(buf, at)
-            if string is None:
-                return -1
-            at = string.end()
-        elif char in (_LBRACKET, _LBRACE):
-            stack.append(char)
-            if len(stack) > max_depth:
-                raise DecodeError(f"JSON nested deeper than {MAX_DEPTH} levels")
-        else:
-            if not stack or stack.pop() != _CLOSERS[char]:
-                raise DecodeError(f"JSON has a mismatched {_show(char)}")
-            if not stack:
-                return at
+_QUOTE = ord('"')
 
 
 Block = tuple[bytes, int]
@@ -148,30 +91,6 @@ class Resume:
     offset: int
     records: int
     array: InArray | None = None
-
-
-def one_value(data: bytes | memoryview, kind: pa.DataType) -> pa.Array:
-    """`data` as the single value of an Arrow array of `kind` (`large_string` or
-    `large_binary`), without a copy, so Arrow's kernels can work on it."""
-    offsets = pa.py_buffer(struct.pack("=qq", 0, len(data)))
-    return pa.Array.from_buffers(kind, 1, [None, offsets, pa.py_buffer(data)])
-
-
-def _validate_utf8(data: bytes | memoryview) -> None:
-    """Validates UTF-8 at memory speed (Arrow's validator), raising pa.ArrowInvalid."""
-    one_value(data, pa.large_string()).validate(full=True)
-
-
-def _complete_utf8(data: bytes | memoryview) -> int:
-    """The length of `data` without a multi-byte sequence cut off at its end."""
-    for back in range(1, min(4, len(data)) + 1):
-        byte = data[-back]
-        if byte & 0xC0 != 0x80:  # an ASCII byte or a lead byte
-            needed = 2 if byte >= 0xC0 else 1
-            needed = 3 if byte >= 0xE0 else needed
-            needed = 4 if byte >= 0xF0 else needed
-            return len(data) - back if needed > back else len(data)
-    return len(data)
 
 
 class RecordScanner:
@@ -244,13 +163,13 @@ class RecordScanner:
             yield self._one_line(self._buf[start : self._pos]), 1
             yield from self._objects()
         else:
-            raise self._error(f"expected JSON, found {_show(char)}")
+            raise self._error(f"expected JSON, found {show_byte(char)}")
 
     def _objects(self) -> Iterator[Block]:
         """The records of NDJSON, or of objects one after another, from the position on."""
         while (char := self._skip_ws()) is not None:
             if char != _LBRACE:
-                raise self._error(f"expected a JSON object (NDJSON line), found {_show(char)}")
+                raise self._error(f"expected a JSON object (NDJSON line), found {show_byte(char)}")
             yield self._run(_NDJSON_RUN, array=False) or self._record()
 
     def _error(self, reason: str) -> DecodeError:
@@ -279,10 +198,10 @@ class RecordScanner:
     def _check_utf8(self, data: bytes) -> None:
         """Raises unless the stream so far is valid UTF-8 (pyarrow's JSON parser does not check)."""
         piece = self._partial + data
-        complete = len(piece) if not data else _complete_utf8(piece)
+        complete = len(piece) if not data else complete_utf8(piece)
         self._partial = piece[complete:]
         try:
-            _validate_utf8(piece[:complete])
+            validate_utf8(piece[:complete])
         except pa.ArrowInvalid:
             try:
                 piece[:complete].decode("utf-8")
@@ -382,7 +301,7 @@ class RecordScanner:
             raise self._error(f"JSON ends {where} (truncated?)")
         if char not in expected:
             wanted = " or ".join(repr(chr(c)) for c in expected)
-            raise self._error(f"expected {wanted} {where}, found {_show(char)}")
+            raise self._error(f"expected {wanted} {where}, found {show_byte(char)}")
         self._pos += 1
         return char
 
@@ -420,7 +339,7 @@ class RecordScanner:
             if char is None:
                 raise self._error(f"JSON ends inside {what} (truncated?)")
             if char != _LBRACE:
-                found = _show(char)
+                found = show_byte(char)
                 raise self._error(f"element {self.records} of {what} is not an object ({found})")
             block = self._elements()
             if block is None:

@@ -31,15 +31,8 @@ from typing import IO, cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from receiver.decoding.jsonscan import (
-    CHUNK_BYTES,
-    Handoff,
-    InArray,
-    Resume,
-    _complete_utf8,
-    _validate_utf8,
-    one_value,
-)
+from receiver.decoding.buffers import complete_utf8, one_value, validate_utf8
+from receiver.decoding.jsonscan import CHUNK_BYTES, Handoff, InArray, Resume
 
 # The first block is small, so that parsing starts early; blocks then double in size.
 FIRST_BLOCK_BYTES = 256 * 1024
@@ -234,9 +227,9 @@ class LineBlocks:
                 read = self._read_into(view[self._end : self._end + self._read_bytes])
                 self._end += read
                 unchecked = view[self._checked : self._end]
-                complete = _complete_utf8(unchecked) if read else len(unchecked)
+                complete = complete_utf8(unchecked) if read else len(unchecked)
                 try:
-                    _validate_utf8(unchecked[:complete])
+                    validate_utf8(unchecked[:complete])
                 except pa.ArrowInvalid:
                     self._refused = True
                     break

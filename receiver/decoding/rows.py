@@ -29,7 +29,7 @@ from receiver.decoding.drift import (
     drift_batch,
 )
 from receiver.decoding.errors import DecodeError
-from receiver.decoding.jsonscan import MAX_DEPTH, value_end
+from receiver.decoding.jsonvalue import MAX_DEPTH, value_end
 from receiver.decoding.labels import field_for
 from storage.jsontext import compact_text, json_objects, json_strings
 from storage.schema import API_FIELDS
