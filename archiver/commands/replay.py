@@ -7,6 +7,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
+from archiver.allocator import fix_mmap_threshold
 from archiver.ledger_access import open_existing
 from archiver.logs import configure_logging
 from archiver.service import processing_config, replica_name
@@ -31,6 +32,7 @@ def replay(
     A running `serve` may pick some of them up first; leases keep each window to one processor.
     """
     configure_logging("WARNING", settings.secrets)
+    fix_mmap_threshold()
     ledger = open_existing(settings.ledger_url)
     missing = 0
     try:

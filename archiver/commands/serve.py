@@ -10,6 +10,7 @@ from types import FrameType
 
 import uvicorn
 
+from archiver.allocator import fix_mmap_threshold
 from archiver.logs import configure_logging
 from archiver.service import build_service
 from archiver.settings import Settings
@@ -32,6 +33,7 @@ def serve(settings: Settings) -> int:
     settings.require_upstream()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     configure_logging(settings.log_level, settings.secrets)
+    log.info("allocator_configured", extra={"mmap_threshold_bytes": fix_mmap_threshold()})
     ledger = Ledger.open(settings.ledger_url)
     store = open_store(settings.storage_url, settings.s3)
     store.check_access()
