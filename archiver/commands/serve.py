@@ -33,10 +33,11 @@ def serve(settings: Settings) -> int:
     settings.require_upstream()
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     configure_logging(settings.log_level, settings.secrets)
-    log.info("allocator_configured", extra={"mmap_threshold_bytes": fix_mmap_threshold()})
     ledger = Ledger.open(settings.ledger_url)
     store = open_store(settings.storage_url, settings.s3)
     store.check_access()
+    # After the checks, so that a bad setting still prints one line and nothing else.
+    log.info("allocator_configured", extra={"mmap_threshold_bytes": fix_mmap_threshold()})
     app = build_service(settings, ledger, store)
     # uvicorn re-raises SIGTERM once its graceful stop is done; for `serve` that is a clean exit.
     previous = signal.signal(signal.SIGTERM, _stopped)

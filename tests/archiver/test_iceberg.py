@@ -139,8 +139,9 @@ def test_windows_land_whole_in_the_table_with_exact_rows(
     for window in windows:
         want = len(expected_messages(SEED, PER_DAY, [window]))
         assert poller.seen[window] <= {0, want}, (window, poller.seen[window])
-    files_per_window = len(list(table.scan().plan_files())) / 3
-    assert files_per_window > 3
+    # Some window spans several data files, so "whole or not at all" was tested across files
+    # (how many depends on the hour: the corpus is quieter at night).
+    assert len(list(table.scan().plan_files())) > len(windows)
     committed = {r.window: r for r in records}
     snapshots = {
         (s.summary["chat-archiver.window-start"], s.summary["chat-archiver.export-id"])
