@@ -5,10 +5,10 @@ freed. But each time such a block is freed, glibc raises the threshold to that b
 (up to 32 MiB), so in a long-running process large buffers soon come from the heap instead,
 where freed space stays resident and fragments. Fixing the threshold (`mallopt`) turns that
 raising off. Measured with `bench/intake_memory.py --windows 50` (one `serve`, 50 windows of
-200,000 messages in five shapes): mean RSS between windows 225-237 MB by default, 193-204 MB
-with it fixed at 8 MiB, and the peak 403 MB against 361 MB. At 1 MiB the figures were lower
-still (182-187 MB, 338 MB), but every 4 MiB decode block then got fresh pages: a 1M-message
-window took ~12% longer, where 8 MiB cost nothing measurable.
+200,000 messages in five shapes), with the threshold fixed at 8 MiB the peak was 358-389 MB
+against 400-403 MB, and the resident set between windows ~200-220 MB against ~230-240 MB. At
+1 MiB it was lower still (338 MB), but every 4 MiB decode block then got fresh pages: a
+1M-message window took ~12% longer, where 8 MiB cost nothing measurable.
 """
 
 from __future__ import annotations
