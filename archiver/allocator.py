@@ -4,11 +4,9 @@ glibc serves an allocation above its mmap threshold with a mapping of its own, u
 freed. But each time such a block is freed, glibc raises the threshold to that block's size
 (up to 32 MiB), so in a long-running process large buffers soon come from the heap instead,
 where freed space stays resident and fragments. Fixing the threshold (`mallopt`) turns that
-raising off. Measured with `bench/intake_memory.py --windows 50` (one `serve`, 50 windows of
-200,000 messages in five shapes), with the threshold fixed at 8 MiB the peak was 358-389 MB
-against 400-403 MB, and the resident set between windows ~200-220 MB against ~230-240 MB. At
-1 MiB it was lower still (338 MB), but every 4 MiB decode block then got fresh pages: a
-1M-message window took ~12% longer, where 8 MiB cost nothing measurable.
+raising off. 8 MiB keeps the 4 MiB decode blocks on the heap, where they are reused: a lower
+threshold kept less memory still, but gave every block fresh pages and slowed processing (the
+figures are in docs/performance.md, "glibc's mmap threshold fixed at 8 MiB").
 """
 
 from __future__ import annotations
