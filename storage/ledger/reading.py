@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, bindparam, func, select
 
 from storage.layout import Window
 from storage.ledger.models import (
@@ -28,19 +28,24 @@ from storage.lifecycle import IN_FLIGHT, PROBLEMS, RETIRED, STATES, WindowState
 _NOT_RETIRED = windows.c.state.not_in([state.value for state in RETIRED])
 
 
+# Built once: every callback, known or not, looks its export up, and building the statement
+# cost more than running it (SQLite: ~150 -> ~65 us a look-up).
+_FIND_EXPORT = (
+    select(
+        exports.c.export_id,
+        exports.c.window_id,
+        exports.c.token_sha256,
+        exports.c.attempt,
+        windows.c.window_start,
+        windows.c.window_end,
+    )
+    .join(windows, windows.c.id == exports.c.window_id)
+    .where(exports.c.export_id == bindparam("export_id"))
+)
+
+
 def find_export(conn: Connection, export_id: str) -> ExportRecord | None:
-    row = conn.execute(
-        select(
-            exports.c.export_id,
-            exports.c.window_id,
-            exports.c.token_sha256,
-            exports.c.attempt,
-            windows.c.window_start,
-            windows.c.window_end,
-        )
-        .join(windows, windows.c.id == exports.c.window_id)
-        .where(exports.c.export_id == export_id)
-    ).first()
+    row = conn.execute(_FIND_EXPORT, {"export_id": export_id}).first()
     if row is None:
         return None
     return ExportRecord(
