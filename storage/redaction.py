@@ -26,42 +26,73 @@ _MAX_TOKENS = 10_000  # the newest tokens are kept; older ones are still caught 
 _CALLBACK_TOKEN = re.compile(
     r"(callbacks(?:/|%2F)[^/\s\"'?#%]+(?:/|%2F))[A-Za-z0-9_-]+", re.IGNORECASE
 )
+# Tokens are URL-safe text (what the ledger mints), which percent-encoding leaves as it is. A
+# text is searched for them run by run of such characters, with set look-ups: the cost is the
+# text's length, not the number of tokens (a long-lived `serve` knows thousands).
+_SHORTEST_TOKEN = 16
+_URL_SAFE = re.compile(rf"[A-Za-z0-9_-]{{{_SHORTEST_TOKEN},}}")
 _lock = threading.Lock()
-_keys: set[str] = set()
+_keys: frozenset[str] = frozenset()
 _tokens: OrderedDict[str, None] = OrderedDict()
+_token_lengths: tuple[int, ...] = ()  # longest first: a token inside a longer one loses
 
 
 def add_secret(value: str | None) -> None:
     """A long-lived secret (the API key): masked wherever it appears, for the process's life."""
+    global _keys
     if value and len(value) >= 4:
         with _lock:
-            _keys.add(value)
+            _keys = _keys | {value}
 
 
 def add_token(token: str) -> None:
     """A callback token this process minted or was given; the newest `_MAX_TOKENS` are kept."""
+    global _token_lengths
     if not token:
+        return
+    if not _URL_SAFE.fullmatch(token):
+        add_secret(token)  # not what the ledger mints: matched literally, like the key
         return
     with _lock:
         _tokens[token] = None
         _tokens.move_to_end(token)
         while len(_tokens) > _MAX_TOKENS:
             _tokens.popitem(last=False)
+        _token_lengths = tuple(sorted({len(known) for known in _tokens}, reverse=True))
 
 
 def redact(text: str) -> str:
     """`text` with the API key and every callback token replaced by `***`."""
     if not text:
         return text
-    with _lock:
-        literals = sorted(_keys | set(_tokens), key=len, reverse=True)
-    for secret in literals:
+    for secret in sorted(_keys, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, MASK)
         quoted = quote(secret, safe="")
         if quoted != secret and quoted in text:
             text = text.replace(quoted, MASK)
+    if _token_lengths:
+        text = _URL_SAFE.sub(_mask_tokens, text)
     return _CALLBACK_TOKEN.sub(lambda match: match.group(1) + MASK, text)
+
+
+def _mask_tokens(match: re.Match[str]) -> str:
+    """One run of URL-safe characters, with every registered token in it masked."""
+    run = match.group()
+    if run in _tokens:
+        return MASK
+    lengths = _token_lengths
+    pieces: list[str] = []
+    kept = at = 0
+    while at + lengths[-1] <= len(run):
+        for length in lengths:
+            if run[at : at + length] in _tokens:
+                pieces += (run[kept:at], MASK)
+                at = kept = at + length
+                break
+        else:
+            at += 1
+    return "".join(pieces) + run[kept:] if pieces else run
 
 
 def redact_value(value: Any) -> Any:
@@ -77,6 +108,8 @@ def redact_value(value: Any) -> Any:
 
 def forget_all() -> None:
     """Forgets every registered secret (tests that change keys within one process)."""
+    global _keys, _token_lengths
     with _lock:
-        _keys.clear()
+        _keys = frozenset()
         _tokens.clear()
+        _token_lengths = ()

@@ -3,7 +3,9 @@ that merely looks like them (a part's name) is touched."""
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 
@@ -43,3 +45,23 @@ def test_names_of_the_archive_are_left_alone() -> None:
 
 def test_json_values_are_redacted_inside_lists_and_dicts() -> None:
     assert redact_value({"reason": [f"key {KEY}"], KEY: 1}) == {"reason": [f"key {MASK}"], MASK: 1}
+
+
+def test_a_token_glued_to_other_url_safe_text_is_still_masked() -> None:
+    text = f"id=abc{TOKEN}XYZ-_9 and {TOKEN}{TOKEN}"
+    assert redact(text) == f"id=abc{MASK}XYZ-_9 and {MASK}{MASK}"
+
+
+def test_every_one_of_thousands_of_tokens_of_several_lengths_is_masked() -> None:
+    tokens = [secrets.token_urlsafe(16 + index % 3 * 8) for index in range(3000)]
+    for token in tokens:
+        add_token(token)
+    text = " ".join(f"{EXPORT}/{token}" for token in tokens[::7])
+    assert redact(text) == " ".join(f"{EXPORT}/{MASK}" for _ in tokens[::7])
+
+
+def test_a_token_that_is_not_url_safe_is_masked_literally() -> None:
+    odd = "token with spaces/and+plus"
+    add_token(odd)
+    assert redact(f"sent {odd}!") == f"sent {MASK}!"
+    assert redact(f"q={quote(odd, safe='')}") == f"q={MASK}"
