@@ -178,7 +178,7 @@ def build_service(settings: Settings, ledger: Ledger, store: ObjectStore) -> Sta
             scheduler.shutdown(wait=False)
             await worker.stop(SHUTDOWN_TIMEOUT)
             await client.aclose()
-            for lane in (lanes.ledger, lanes.store, *probes.values()):
+            for lane in (lanes.ledger, lanes.store, lanes.record, *probes.values()):
                 lane.shutdown()
             log.info("service_stopped")
 

@@ -28,9 +28,10 @@ from starlette.responses import JSONResponse, Response
 
 from receiver.lanes import Lane
 from receiver.metrics import CALLBACK_BYTES, CALLBACKS
+from receiver.recorder import CallbackRecorder
 from storage.errors import ErrorKind, UserError, kind_of, one_line
 from storage.layout import raw_body_key, raw_meta_key
-from storage.ledger import Ledger
+from storage.ledger import CallbackReceipt, Ledger
 from storage.objectstore import ObjectStore
 
 log = logging.getLogger("chat_archiver.receiver.intake")
@@ -75,10 +76,13 @@ class IntakeLimits:
 
 @dataclass(frozen=True)
 class IntakeLanes:
-    """Where intake's blocking calls run: one lane per dependency, apart from the worker's."""
+    """Where intake's blocking calls run: lanes per dependency, apart from the worker's."""
 
     ledger: Lane
     store: Lane
+    # Recording callbacks, one group at a time (receiver/recorder.py): on a thread of its own,
+    # so that look-ups do not queue behind a group being written.
+    record: Lane
 
     @classmethod
     def default(cls, *, local_ledger: bool = False) -> IntakeLanes:
@@ -90,6 +94,7 @@ class IntakeLanes:
         return cls(
             Lane("intake-ledger", ledger_threads, INTAKE_QUEUE),
             Lane("intake-store", 8, INTAKE_QUEUE),
+            Lane("intake-record", 1),
         )
 
 
@@ -134,6 +139,7 @@ class Intake:
         self._lanes = lanes or IntakeLanes.default()
         self._on_accepted = on_accepted
         self._tmp_dir = tmp_dir
+        self._recorder = CallbackRecorder(ledger, self._lanes.record, limits.ledger_timeout)
 
     async def handle(self, request: Request) -> Response:
         export_id = request.path_params["export_id"]
@@ -212,15 +218,11 @@ class Intake:
                     raise _Unavailable("object store", done) from done
                 if isinstance(done, BaseException):
                     raise done
-        outcome = await self._on_ledger(
-            self._ledger.record_callback,
-            export_id=export_id,
-            callback_id=callback_id,
-            received_at=received_at,
-            raw_key=body_key,
-            body_sha256=sha256,
-            size=size,
-        )
+        receipt = CallbackReceipt(export_id, callback_id, received_at, body_key, sha256, size)
+        try:
+            outcome = await self._recorder.record(receipt)
+        except Exception as error:  # whatever the ledger raises, the platform gets 503
+            raise _Unavailable("ledger", error) from error
         CALLBACKS.labels(outcome).inc()
         CALLBACK_BYTES.inc(size)
         log.info(

@@ -2,6 +2,7 @@
 
 from storage.ledger.ledger import Ledger
 from storage.ledger.models import (
+    CallbackReceipt,
     CallbackRecord,
     CallbackState,
     ExportAttempt,
@@ -15,6 +16,7 @@ from storage.ledger.models import (
 from storage.lifecycle import WindowState
 
 __all__ = [
+    "CallbackReceipt",
     "CallbackRecord",
     "CallbackState",
     "ExportAttempt",

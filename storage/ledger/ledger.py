@@ -20,6 +20,7 @@ from storage.ledger import claims, history, owners, planning, reading, recording
 from storage.ledger import pacing as request_stream
 from storage.ledger.connect import Database, first_line
 from storage.ledger.models import (
+    CallbackReceipt,
     CallbackRecord,
     ExportAttempt,
     ExportRecord,
@@ -232,16 +233,19 @@ class Ledger:
     ) -> recording.CallbackOutcome:
         """Stores the callback; `duplicate` if its window is committed or holds the same body,
         `superseded` if its export was replaced (the window split, or re-exported by force)."""
+        receipt = CallbackReceipt(export_id, callback_id, received_at, raw_key, body_sha256, size)
+        outcome = self.record_callbacks([receipt])[0]
+        if isinstance(outcome, LedgerError):
+            raise outcome
+        return outcome
+
+    def record_callbacks(
+        self, receipts: Sequence[CallbackReceipt]
+    ) -> list[recording.CallbackOutcome | LedgerError]:
+        """`record_callback` for each receipt, in one transaction (one commit for them all);
+        a receipt of an unknown export gets its LedgerError in its place, the others go on."""
         with self._db.write() as conn:
-            return recording.record_callback(
-                conn,
-                export_id=export_id,
-                callback_id=callback_id,
-                received_at=received_at,
-                raw_key=raw_key,
-                body_sha256=body_sha256,
-                size=size,
-            )
+            return recording.record_callbacks(conn, receipts)
 
     # Processing (the worker).
 

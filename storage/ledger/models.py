@@ -43,6 +43,18 @@ class ExportRecord:
     attempt: int
 
 
+@dataclass(frozen=True)
+class CallbackReceipt:
+    """A callback whose raw body is stored, to be recorded against its export."""
+
+    export_id: str
+    callback_id: str
+    received_at: datetime
+    raw_key: str
+    body_sha256: str
+    size: int
+
+
 class Fenced(TransientError):
     """The worker no longer holds the window's lease, or the export it processes is no longer
     eligible (superseded by a forced re-export, or another callback was committed): it must

@@ -4,13 +4,13 @@ a time."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
 from typing import Literal
 
 from sqlalchemy import Connection, exists, select
 
 from storage.errors import ErrorKind
-from storage.ledger.models import LedgerError
+from storage.ledger.models import CallbackReceipt, LedgerError
 from storage.ledger.moves import move
 from storage.ledger.planning import lock_window
 from storage.ledger.tables import callbacks, exports
@@ -19,34 +19,50 @@ from storage.lifecycle import RETIRED, Step, WindowState
 CallbackOutcome = Literal["accepted", "duplicate", "superseded"]
 
 
-def record_callback(
-    conn: Connection,
-    *,
-    export_id: str,
-    callback_id: str,
-    received_at: datetime,
-    raw_key: str,
-    body_sha256: str,
-    size: int,
+def record_callbacks(
+    conn: Connection, receipts: Sequence[CallbackReceipt]
+) -> list[CallbackOutcome | LedgerError]:
+    """Each receipt's outcome, in order, or the USER LedgerError of one whose export is not in
+    the ledger (nothing is written for it). Windows are locked in id order, so two groups
+    recorded at once (two replicas) never each wait for a lock the other holds."""
+    wanted = sorted({receipt.export_id for receipt in receipts})
+    found = {
+        row.export_id: row
+        for row in conn.execute(
+            select(exports.c.export_id, exports.c.window_id, exports.c.superseded_at).where(
+                exports.c.export_id.in_(wanted)
+            )
+        )
+    }
+    outcomes: dict[int, CallbackOutcome | LedgerError] = {}
+    for index, receipt in enumerate(receipts):
+        if receipt.export_id not in found:
+            outcomes[index] = LedgerError(
+                f"unknown export id {receipt.export_id!r}", kind=ErrorKind.USER
+            )
+    known = [index for index in range(len(receipts)) if index not in outcomes]
+    for index in sorted(known, key=lambda i: found[receipts[i].export_id].window_id):
+        export = found[receipts[index].export_id]
+        superseded = export.superseded_at is not None
+        outcomes[index] = _record(conn, receipts[index], export.window_id, superseded)
+    return [outcomes[index] for index in range(len(receipts))]
+
+
+def _record(
+    conn: Connection, receipt: CallbackReceipt, window_id: int, superseded: bool
 ) -> CallbackOutcome:
-    export = conn.execute(
-        select(exports.c.window_id, exports.c.superseded_at).where(exports.c.export_id == export_id)
-    ).first()
-    if export is None:
-        raise LedgerError(f"unknown export id {export_id!r}", kind=ErrorKind.USER)
-    window_id = export.window_id
     row = lock_window(conn, window_id)
     same_body_pending = conn.scalar(
         select(
             exists().where(
                 callbacks.c.window_id == window_id,
-                callbacks.c.body_sha256 == body_sha256,
+                callbacks.c.body_sha256 == receipt.body_sha256,
                 callbacks.c.state == "pending",
             )
         )
     )
     outcome: CallbackOutcome
-    if row.state in RETIRED or export.superseded_at is not None:
+    if row.state in RETIRED or superseded:
         outcome = "superseded"
     elif row.state == WindowState.COMMITTED or same_body_pending:
         outcome = "duplicate"
@@ -54,15 +70,15 @@ def record_callback(
         outcome = "accepted"
     conn.execute(
         callbacks.insert().values(
-            callback_id=callback_id,
-            export_id=export_id,
+            callback_id=receipt.callback_id,
+            export_id=receipt.export_id,
             window_id=window_id,
-            received_at=received_at,
-            raw_key=raw_key,
-            body_sha256=body_sha256,
-            size=size,
+            received_at=receipt.received_at,
+            raw_key=receipt.raw_key,
+            body_sha256=receipt.body_sha256,
+            size=receipt.size,
             state="pending" if outcome == "accepted" else outcome,
-            updated_at=received_at,
+            updated_at=receipt.received_at,
         )
     )
     if outcome == "accepted":
@@ -70,7 +86,7 @@ def record_callback(
             conn,
             row,
             Step.RECEIVE,
-            received_at,
-            log={"export_id": export_id, "callback_id": callback_id},
+            receipt.received_at,
+            log={"export_id": receipt.export_id, "callback_id": receipt.callback_id},
         )
     return outcome
