@@ -2,9 +2,10 @@
 window, at 1, 10 and 50 concurrent clients.
 
 Everything runs as separate processes on loopback, as in production: moto's S3 server,
-`chat-archiver serve` (SQLite ledger, S3 store), and the load generator (asyncio, a new
-connection per request, as the platform would open them). For each client count, state (idle,
-busy) and kind of request, the clients send requests back to back for `--seconds`:
+`chat-archiver serve` (SQLite ledger, S3 store, or a local directory with `--store file`), and
+the load generator (asyncio, a new connection per request, as the platform would open them).
+For each client count, state (idle, busy) and kind of request, the clients send requests back
+to back for `--seconds`:
 
 | kind | request |
 | --- | --- |
@@ -328,13 +329,17 @@ def main(argv: list[str] | None = None) -> int:
         big = export_file(args.data_dir, messages)
         links = stack.enter_context(link_server(args.data_dir))
 
-        moto_port = free_port()
-        moto = stack.enter_context(
-            _process([sys.executable, "-c", MOTO, str(moto_port)], env, work / "moto.log")
-        )
-        endpoint = f"http://127.0.0.1:{moto_port}"
-        _wait_http(endpoint, moto)
-        create_bucket(endpoint, "bench")
+        endpoint: str | None = None
+        storage_url = (work / "lake").as_uri()
+        if args.store == "s3":
+            moto_port = free_port()
+            moto = stack.enter_context(
+                _process([sys.executable, "-c", MOTO, str(moto_port)], env, work / "moto.log")
+            )
+            endpoint = f"http://127.0.0.1:{moto_port}"
+            _wait_http(endpoint, moto)
+            create_bucket(endpoint, "bench")
+            storage_url = "s3://bench/lake"
 
         baseline_port = free_port()
         baseline = stack.enter_context(
@@ -353,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
         busy_attempts = _exports(ledger, args.busy_windows, first_busy, timedelta(days=1))
         port = free_port()
         env_of_serve = serve_env(
-            port, ledger_url, "s3://bench/lake", endpoint, work, log_level="WARNING"
+            port, ledger_url, storage_url, endpoint, work, log_level="WARNING"
         ) | {"ARCHIVER_REQUEST_INTERVAL": "1h"}
         serve = stack.enter_context(
             _process(
@@ -447,6 +452,13 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=0.0,
         help="seconds between one client's requests (default 0: back to back, a closed loop)",
+    )
+    parser.add_argument(
+        "--store",
+        choices=("s3", "file"),
+        default="s3",
+        help="s3: moto's server on loopback (default); file: a local directory, which takes "
+        "far more writes a second than moto (see docs/performance.md)",
     )
     parser.add_argument("--quick", action="store_true", help="100k messages, 1 s runs")
     parser.add_argument("--busy-windows", type=int, default=30)
