@@ -45,6 +45,20 @@ def lock_window(conn: Connection, window_id: int) -> Row[Any]:
     return row
 
 
+def lock_windows(conn: Connection, window_ids: list[int]) -> dict[int, Row[Any]]:
+    """`lock_window` for each of `window_ids` in one statement, locked in id order."""
+    if not window_ids:
+        return {}
+    rows = conn.execute(
+        select(windows).where(windows.c.id.in_(window_ids)).order_by(windows.c.id).with_for_update()
+    ).all()
+    found = {row.id: row for row in rows}
+    missing = sorted(set(window_ids) - set(found))
+    if missing:
+        raise LedgerError(f"no window with id {missing[0]} in the ledger")
+    return found
+
+
 def add_windows(conn: Connection, stream: str, spans: Sequence[Window], now: datetime) -> int:
     """Inserts the windows not yet in the ledger as `planned`; returns how many were new."""
     unique = list(dict.fromkeys(spans))

@@ -4,15 +4,16 @@ a time."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from typing import Literal
 
-from sqlalchemy import Connection, exists, select
+from sqlalchemy import Connection, select
 
 from storage.errors import ErrorKind
 from storage.ledger.models import CallbackReceipt, LedgerError
 from storage.ledger.moves import move
-from storage.ledger.planning import lock_window
+from storage.ledger.planning import lock_window, lock_windows
 from storage.ledger.tables import callbacks, exports
 from storage.lifecycle import RETIRED, Step, WindowState
 
@@ -23,14 +24,17 @@ def record_callbacks(
     conn: Connection, receipts: Sequence[CallbackReceipt]
 ) -> list[CallbackOutcome | LedgerError]:
     """Each receipt's outcome, in order, or the USER LedgerError of one whose export is not in
-    the ledger (nothing is written for it). Windows are locked in id order, so two groups
-    recorded at once (two replicas) never each wait for a lock the other holds."""
-    wanted = sorted({receipt.export_id for receipt in receipts})
+    the ledger (nothing is written for it).
+
+    A handful of statements for the whole group, plus one per accepted callback: its windows
+    are read and locked at once, in id order (so two groups recorded at once, by two replicas,
+    never each wait for a lock the other holds), and its callbacks inserted at once.
+    """
     found = {
         row.export_id: row
         for row in conn.execute(
             select(exports.c.export_id, exports.c.window_id, exports.c.superseded_at).where(
-                exports.c.export_id.in_(wanted)
+                exports.c.export_id.in_(sorted({receipt.export_id for receipt in receipts}))
             )
         )
     }
@@ -41,52 +45,62 @@ def record_callbacks(
                 f"unknown export id {receipt.export_id!r}", kind=ErrorKind.USER
             )
     known = [index for index in range(len(receipts)) if index not in outcomes]
-    for index in sorted(known, key=lambda i: found[receipts[i].export_id].window_id):
-        export = found[receipts[index].export_id]
-        superseded = export.superseded_at is not None
-        outcomes[index] = _record(conn, receipts[index], export.window_id, superseded)
+    window_of_receipt = {index: found[receipts[index].export_id].window_id for index in known}
+    left = Counter(window_of_receipt.values())
+    rows = lock_windows(conn, sorted(left))
+    pending = _pending_bodies(conn, sorted(left), {receipts[i].body_sha256 for i in known})
+    inserts = []
+    for index in sorted(known, key=window_of_receipt.__getitem__):
+        receipt, window_id = receipts[index], window_of_receipt[index]
+        row = rows[window_id]
+        outcome: CallbackOutcome
+        if row.state in RETIRED or found[receipt.export_id].superseded_at is not None:
+            outcome = "superseded"
+        elif row.state == WindowState.COMMITTED or (window_id, receipt.body_sha256) in pending:
+            outcome = "duplicate"
+        else:
+            outcome = "accepted"
+            pending.add((window_id, receipt.body_sha256))
+            move(
+                conn,
+                row,
+                Step.RECEIVE,
+                receipt.received_at,
+                log={"export_id": receipt.export_id, "callback_id": receipt.callback_id},
+            )
+            left[window_id] -= 1
+            if left[window_id]:  # another callback of this window follows: its state moved
+                rows[window_id] = lock_window(conn, window_id)
+        outcomes[index] = outcome
+        inserts.append(
+            {
+                "callback_id": receipt.callback_id,
+                "export_id": receipt.export_id,
+                "window_id": window_id,
+                "received_at": receipt.received_at,
+                "raw_key": receipt.raw_key,
+                "body_sha256": receipt.body_sha256,
+                "size": receipt.size,
+                "state": "pending" if outcome == "accepted" else outcome,
+                "updated_at": receipt.received_at,
+            }
+        )
+    if inserts:
+        conn.execute(callbacks.insert(), inserts)
     return [outcomes[index] for index in range(len(receipts))]
 
 
-def _record(
-    conn: Connection, receipt: CallbackReceipt, window_id: int, superseded: bool
-) -> CallbackOutcome:
-    row = lock_window(conn, window_id)
-    same_body_pending = conn.scalar(
-        select(
-            exists().where(
-                callbacks.c.window_id == window_id,
-                callbacks.c.body_sha256 == receipt.body_sha256,
-                callbacks.c.state == "pending",
-            )
+def _pending_bodies(
+    conn: Connection, window_ids: list[int], bodies: set[str]
+) -> set[tuple[int, str]]:
+    """The (window, body) pairs among these that a pending callback already holds."""
+    if not window_ids:
+        return set()
+    found = conn.execute(
+        select(callbacks.c.window_id, callbacks.c.body_sha256).where(
+            callbacks.c.window_id.in_(window_ids),
+            callbacks.c.body_sha256.in_(sorted(bodies)),
+            callbacks.c.state == "pending",
         )
     )
-    outcome: CallbackOutcome
-    if row.state in RETIRED or superseded:
-        outcome = "superseded"
-    elif row.state == WindowState.COMMITTED or same_body_pending:
-        outcome = "duplicate"
-    else:
-        outcome = "accepted"
-    conn.execute(
-        callbacks.insert().values(
-            callback_id=receipt.callback_id,
-            export_id=receipt.export_id,
-            window_id=window_id,
-            received_at=receipt.received_at,
-            raw_key=receipt.raw_key,
-            body_sha256=receipt.body_sha256,
-            size=receipt.size,
-            state="pending" if outcome == "accepted" else outcome,
-            updated_at=receipt.received_at,
-        )
-    )
-    if outcome == "accepted":
-        move(
-            conn,
-            row,
-            Step.RECEIVE,
-            receipt.received_at,
-            log={"export_id": receipt.export_id, "callback_id": receipt.callback_id},
-        )
-    return outcome
+    return {(window_id, body) for window_id, body in found}
