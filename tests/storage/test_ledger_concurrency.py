@@ -13,7 +13,7 @@ from typing import TypeVar
 from sqlalchemy import create_engine, event, text
 
 from storage.layout import Window
-from storage.ledger import Ledger
+from storage.ledger import CallbackReceipt, Ledger
 from storage.ledger.connect import POOL_SIZE, Database
 from storage.ledger.tables import LEDGER_SCHEMA_VERSION
 
@@ -229,3 +229,38 @@ def test_as_many_threads_as_serve_runs_keep_their_connections(ledger_url: str) -
 def _read_one(database: Database) -> object:
     with database.read() as conn:
         return conn.scalar(text("SELECT 1"))
+
+
+def test_two_replicas_recording_groups_of_the_same_windows_never_deadlock(
+    fresh_postgres_url: str,
+) -> None:
+    """Each group names the windows in the opposite order; locked in that order, two of them at
+    once would each hold a window the other waits for, and Postgres would abort one."""
+    replicas = [Ledger.open(fresh_postgres_url) for _ in range(2)]
+    try:
+        replicas[0].plan(STREAM, [day(n) for n in range(8)])
+        attempts = replicas[0].claim_due(
+            STREAM, NOW, limit=8, callback_timeout=HOUR, max_attempts=3
+        )
+        for round_number in range(10):
+
+            def deliver(replica: int, round_number: int = round_number) -> list[object]:
+                order = attempts if replica == 0 else attempts[::-1]
+                receipts = [
+                    CallbackReceipt(
+                        export_id=attempt.export_id,
+                        callback_id=f"cb-{round_number}-{replica}-{number}",
+                        received_at=NOW,
+                        raw_key=f"_raw/{round_number}-{replica}-{number}.body",
+                        body_sha256=f"{round_number:02d}{replica}{number:061d}",
+                        size=1,
+                    )
+                    for number, attempt in enumerate(order)
+                ]
+                return list(replicas[replica].record_callbacks(receipts))
+
+            for outcomes in all_at_once(2, deliver):
+                assert all(isinstance(outcome, str) for outcome in outcomes), outcomes
+    finally:
+        for replica in replicas:
+            replica.close()
