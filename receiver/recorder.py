@@ -3,8 +3,8 @@
 Each write transaction commits to disk, and on SQLite they take turns: fifty callbacks at once
 would queue for fifty commits. Instead, the callbacks that arrive while one group is being
 written wait and go in the next, in one transaction. So a burst costs a few commits, and a
-lone callback is written at once. One group is written at a time, on the ledger's lane, within
-its timeout; a caller waits for at most the group in hand and its own.
+lone callback is written at once. One group is written at a time, on a lane of its own, within
+the ledger's timeout; a caller waits for at most the group in hand and its own.
 """
 
 from __future__ import annotations

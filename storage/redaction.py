@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any
 from urllib.parse import quote
 
@@ -34,7 +34,9 @@ _URL_SAFE = re.compile(rf"[A-Za-z0-9_-]{{{_SHORTEST_TOKEN},}}")
 _lock = threading.Lock()
 _keys: frozenset[str] = frozenset()
 _tokens: OrderedDict[str, None] = OrderedDict()
-_token_lengths: tuple[int, ...] = ()  # longest first: a token inside a longer one loses
+_lengths: Counter[int] = Counter()  # how many of `_tokens` have each length
+# Those lengths, longest first, so that of two tokens at one place the longer one is masked.
+_token_lengths: tuple[int, ...] = ()
 
 
 def add_secret(value: str | None) -> None:
@@ -54,11 +56,15 @@ def add_token(token: str) -> None:
         add_secret(token)  # not what the ledger mints: matched literally, like the key
         return
     with _lock:
+        if token in _tokens:
+            _tokens.move_to_end(token)
+            return
         _tokens[token] = None
-        _tokens.move_to_end(token)
+        _lengths[len(token)] += 1
         while len(_tokens) > _MAX_TOKENS:
-            _tokens.popitem(last=False)
-        _token_lengths = tuple(sorted({len(known) for known in _tokens}, reverse=True))
+            oldest, _ = _tokens.popitem(last=False)
+            _lengths[len(oldest)] -= 1
+        _token_lengths = tuple(sorted((n for n in _lengths if _lengths[n]), reverse=True))
 
 
 def redact(text: str) -> str:
@@ -82,6 +88,8 @@ def _mask_tokens(match: re.Match[str]) -> str:
     if run in _tokens:
         return MASK
     lengths = _token_lengths
+    if not lengths:
+        return run  # forgotten meanwhile
     pieces: list[str] = []
     kept = at = 0
     while at + lengths[-1] <= len(run):
@@ -112,4 +120,5 @@ def forget_all() -> None:
     with _lock:
         _keys = frozenset()
         _tokens.clear()
+        _lengths.clear()
         _token_lengths = ()

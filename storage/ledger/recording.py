@@ -53,6 +53,7 @@ def record_callbacks(
     for index in sorted(known, key=window_of_receipt.__getitem__):
         receipt, window_id = receipts[index], window_of_receipt[index]
         row = rows[window_id]
+        left[window_id] -= 1
         outcome: CallbackOutcome
         if row.state in RETIRED or found[receipt.export_id].superseded_at is not None:
             outcome = "superseded"
@@ -68,7 +69,6 @@ def record_callbacks(
                 receipt.received_at,
                 log={"export_id": receipt.export_id, "callback_id": receipt.callback_id},
             )
-            left[window_id] -= 1
             if left[window_id]:  # another callback of this window follows: its state moved
                 rows[window_id] = lock_window(conn, window_id)
         outcomes[index] = outcome

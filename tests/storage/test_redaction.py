@@ -65,3 +65,12 @@ def test_a_token_that_is_not_url_safe_is_masked_literally() -> None:
     add_token(odd)
     assert redact(f"sent {odd}!") == f"sent {MASK}!"
     assert redact(f"q={quote(odd, safe='')}") == f"q={MASK}"
+
+
+def test_the_oldest_tokens_are_forgotten_past_the_limit_and_the_newest_kept() -> None:
+    oldest = "o" * 24
+    add_token(oldest)
+    newest = [secrets.token_urlsafe(32) for _ in range(10_000)]
+    for token in newest:
+        add_token(token)
+    assert redact(f"a {oldest} b {newest[0]} c {newest[-1]}") == f"a {oldest} b {MASK} c {MASK}"
