@@ -7,6 +7,7 @@ import asyncio
 import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -106,13 +107,13 @@ def test_the_same_body_twice_in_one_group_is_accepted_once(ledger: CountingLedge
 
 
 def test_a_stalled_ledger_fails_the_group_in_time_and_the_next_group_is_recorded(
-    ledger_url: str, ledger: CountingLedger
+    tmp_path: Path,
 ) -> None:
-    if not ledger_url.startswith("sqlite"):
-        pytest.skip("the stall is another SQLite connection holding the write lock")
+    path = tmp_path / "ledger.db"  # the stall: another connection holds SQLite's write lock
+    ledger = Ledger.open(f"sqlite:///{path}")
     attempts = requested(ledger, 2)
     recorder = CallbackRecorder(ledger, Lane("record-test", 1, 1), timeout=0.5)
-    holder = sqlite3.connect(ledger_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder = sqlite3.connect(path, isolation_level=None)
     holder.execute("BEGIN IMMEDIATE")
 
     async def stalled_then_free() -> tuple[BaseException | str, str]:
@@ -127,7 +128,10 @@ def test_a_stalled_ledger_fails_the_group_in_time_and_the_next_group_is_recorded
             except LaneTimeout:
                 continue
 
-    failed, recorded = asyncio.run(stalled_then_free())
-    holder.close()
+    try:
+        failed, recorded = asyncio.run(stalled_then_free())
+    finally:
+        holder.close()
+        ledger.close()
     assert isinstance(failed, LaneTimeout)
     assert recorded == "accepted"
