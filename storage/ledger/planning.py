@@ -39,14 +39,12 @@ def insert_ignoring_conflicts(conn: Connection, table: Any) -> Any:
 
 def lock_window(conn: Connection, window_id: int) -> Row[Any]:
     """The window's row, locked until the transaction ends (Postgres; SQLite is already)."""
-    row = conn.execute(select(windows).where(windows.c.id == window_id).with_for_update()).first()
-    if row is None:
-        raise LedgerError(f"no window with id {window_id} in the ledger")
-    return row
+    return lock_windows(conn, [window_id])[window_id]
 
 
 def lock_windows(conn: Connection, window_ids: list[int]) -> dict[int, Row[Any]]:
-    """`lock_window` for each of `window_ids` in one statement, locked in id order."""
+    """The windows' rows by id, locked in id order in one statement, until the transaction
+    ends (Postgres; SQLite is already)."""
     if not window_ids:
         return {}
     rows = conn.execute(
