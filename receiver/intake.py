@@ -14,7 +14,6 @@ import hmac
 import json
 import logging
 import re
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -26,6 +25,7 @@ from typing import TypeVar
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 
+from receiver.callback_body import CallbackBody
 from receiver.lanes import Lane
 from receiver.metrics import CALLBACK_BYTES, CALLBACKS
 from receiver.recorder import CallbackRecorder
@@ -167,14 +167,9 @@ class Intake:
         if declared and declared.isdigit() and int(declared) > self._limits.max_bytes:
             return self._too_large(export_id)
 
-        try:
-            # Opened before the `with`, so a full spool disk here is told from request errors.
-            spool = tempfile.NamedTemporaryFile(dir=self._tmp_dir, prefix="callback-")  # noqa: SIM115
-        except OSError as error:
-            raise _Unavailable("spool", error) from error
-        with spool:
+        with CallbackBody(self._tmp_dir) as body:
             try:
-                size, sha256 = await self._spool(request, spool)
+                size, sha256 = await self._receive(request, body)
             except BodyTooLarge:
                 return self._too_large(export_id)
             except BodyTooSlow:
@@ -187,7 +182,7 @@ class Intake:
             except ClientDisconnect:
                 log.warning("callback_disconnected", extra={"export_id": export_id})
                 return Response(status_code=400)
-            except OSError as error:  # ENOSPC, EIO: the spool disk, not the request
+            except OSError as error:  # ENOSPC, EIO: the spool disk a large body went to
                 raise _Unavailable("spool", error) from error
             received_at = datetime.now(UTC)
             callback_id = uuid.uuid4().hex
@@ -208,7 +203,7 @@ class Intake:
             deadline = self._limits.store_deadline(size)
             meta_bytes = json.dumps(meta, indent=1).encode()
             writes = [
-                self._lanes.store.run(deadline, self._store.put_file, body_key, Path(spool.name)),
+                self._lanes.store.run(deadline, body.store, self._store, body_key),
                 self._lanes.store.run(
                     deadline, self._store.put_bytes, raw_meta_key(body_key), meta_bytes
                 ),
@@ -275,10 +270,8 @@ class Intake:
             status_code=413,
         )
 
-    async def _spool(
-        self, request: Request, spool: tempfile._TemporaryFileWrapper[bytes]
-    ) -> tuple[int, str]:
-        """Streams the body to disk, enforcing the size cap and the time limits as it goes."""
+    async def _receive(self, request: Request, body: CallbackBody) -> tuple[int, str]:
+        """Takes the body in, enforcing the size cap and the time limits as it goes."""
         digest = hashlib.sha256()
         size = 0
         deadline = time.monotonic() + self._limits.body_timeout
@@ -297,6 +290,6 @@ class Intake:
             if size > self._limits.max_bytes:
                 raise BodyTooLarge()
             digest.update(chunk)
-            spool.write(chunk)
-        spool.flush()
+            body.write(chunk)
+        body.finish()
         return size, digest.hexdigest()
