@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from types import TracebackType
 from typing import IO
 
 from storage.objectstore import ObjectStore
@@ -19,8 +18,7 @@ MEMORY_BYTES = 64 * 1024
 
 
 class CallbackBody:
-    """Written chunk by chunk (`write`), then stored whole (`store`); a context manager that
-    removes the temporary file, if there was one, on leaving."""
+    """Written chunk by chunk (`write`), then stored whole (`store`), then closed."""
 
     def __init__(self, tmp_dir: Path | None, memory_bytes: int = MEMORY_BYTES) -> None:
         self._tmp_dir = tmp_dir
@@ -28,15 +26,8 @@ class CallbackBody:
         self._memory = bytearray()
         self._file: IO[bytes] | None = None
 
-    def __enter__(self) -> CallbackBody:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
+        """Removes the temporary file, if there was one."""
         if self._file is not None:
             self._file.close()
 

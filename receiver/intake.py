@@ -17,6 +17,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -167,7 +168,7 @@ class Intake:
         if declared and declared.isdigit() and int(declared) > self._limits.max_bytes:
             return self._too_large(export_id)
 
-        with CallbackBody(self._tmp_dir) as body:
+        with closing(CallbackBody(self._tmp_dir)) as body:
             try:
                 size, sha256 = await self._receive(request, body)
             except BodyTooLarge:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from contextlib import closing
 from pathlib import Path
 
 from receiver.callback_body import CallbackBody
@@ -14,7 +15,7 @@ def test_a_small_body_is_stored_without_touching_the_disk(tmp_path: Path) -> Non
     spool.mkdir()
     store = LocalStore(tmp_path / "archive")
 
-    with CallbackBody(spool, memory_bytes=1024) as body:
+    with closing(CallbackBody(spool, memory_bytes=1024)) as body:
         body.write(b'{"status": ')
         body.write(b'"failed"}')
         body.finish()
@@ -32,7 +33,7 @@ def test_a_body_past_the_memory_limit_goes_to_disk_whole_and_is_removed_after(
     store = LocalStore(tmp_path / "archive")
     chunks = [os.urandom(700) for _ in range(5)]
 
-    with CallbackBody(spool, memory_bytes=1024) as body:
+    with closing(CallbackBody(spool, memory_bytes=1024)) as body:
         for chunk in chunks:
             body.write(chunk)
         body.finish()
