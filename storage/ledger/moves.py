@@ -6,10 +6,11 @@ transaction once it has committed (`connect.Database`), so a rolled-back change 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam
 
 from storage import lifecycle
 from storage.ledger.tables import window_of, windows
@@ -43,6 +44,44 @@ def move(
     if log:
         fields.update(log)
     queue(conn, lifecycle.Event(step, str(window_of(row)), fields))
+
+
+class Move(NamedTuple):
+    """One window through a step that records nothing of its own, from `source` at `now`."""
+
+    row: Any
+    source: str
+    now: datetime
+    log: dict[str, Any]
+
+
+def move_many(conn: Connection, step: lifecycle.Step, moves: Sequence[Move]) -> None:
+    """`move` for many windows in one statement, in order (a window may appear more than once,
+    each move starting from the state the one before left it in).
+
+    Raises InvalidTransition as `move` does, naming how many windows had left their state.
+    """
+    if not moves:
+        return
+    for each in moves:
+        lifecycle.change(step, each.source, each.now)
+    values = lifecycle.change(step, moves[0].source, moves[0].now)
+    values["updated_at"] = bindparam("move_now")
+    statement = (
+        windows.update()
+        .where(windows.c.id == bindparam("move_id"), windows.c.state == bindparam("move_source"))
+        .values(values)
+    )
+    params = [{"move_id": m.row.id, "move_source": m.source, "move_now": m.now} for m in moves]
+    result = conn.execute(statement, params)
+    if result.rowcount != len(moves):
+        raise lifecycle.InvalidTransition(
+            f"{len(moves) - result.rowcount} of {len(moves)} windows left their state "
+            f"before step {step.value!r}"
+        )
+    for each in moves:
+        fields = {"from_state": each.source, **each.log}
+        queue(conn, lifecycle.Event(step, str(window_of(each.row)), fields))
 
 
 def queue(conn: Connection, event: lifecycle.Event) -> None:

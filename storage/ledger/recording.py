@@ -4,7 +4,6 @@ a time."""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Sequence
 from typing import Literal
 
@@ -12,8 +11,8 @@ from sqlalchemy import Connection, select
 
 from storage.errors import ErrorKind
 from storage.ledger.models import CallbackReceipt, LedgerError
-from storage.ledger.moves import move
-from storage.ledger.planning import lock_window, lock_windows
+from storage.ledger.moves import Move, move_many
+from storage.ledger.planning import lock_windows
 from storage.ledger.tables import callbacks, exports
 from storage.lifecycle import RETIRED, Step, WindowState
 
@@ -26,9 +25,9 @@ def record_callbacks(
     """Each receipt's outcome, in order, or the USER LedgerError of one whose export is not in
     the ledger (nothing is written for it).
 
-    A handful of statements for the whole group, plus one per accepted callback: its windows
-    are read and locked at once, in id order (so two groups recorded at once, by two replicas,
-    never each wait for a lock the other holds), and its callbacks inserted at once.
+    A handful of statements for the whole group, however large: its windows are read and
+    locked at once, in id order (so two groups recorded at once, by two replicas, never each
+    wait for a lock the other holds), moved at once and its callbacks inserted at once.
     """
     found = {
         row.export_id: row
@@ -46,31 +45,27 @@ def record_callbacks(
             )
     known = [index for index in range(len(receipts)) if index not in outcomes]
     window_of_receipt = {index: found[receipts[index].export_id].window_id for index in known}
-    left = Counter(window_of_receipt.values())
-    rows = lock_windows(conn, sorted(left))
-    pending = _pending_bodies(conn, sorted(left), {receipts[i].body_sha256 for i in known})
+    rows = lock_windows(conn, sorted(set(window_of_receipt.values())))
+    # A window's state as this group leaves it: a second callback of one window starts from
+    # where the first took it.
+    states = {window_id: row.state for window_id, row in rows.items()}
+    pending = _pending_bodies(conn, sorted(rows), {receipts[i].body_sha256 for i in known})
+    moves: list[Move] = []
     inserts = []
     for index in sorted(known, key=window_of_receipt.__getitem__):
         receipt, window_id = receipts[index], window_of_receipt[index]
-        row = rows[window_id]
-        left[window_id] -= 1
+        state = states[window_id]
         outcome: CallbackOutcome
-        if row.state in RETIRED or found[receipt.export_id].superseded_at is not None:
+        if state in RETIRED or found[receipt.export_id].superseded_at is not None:
             outcome = "superseded"
-        elif row.state == WindowState.COMMITTED or (window_id, receipt.body_sha256) in pending:
+        elif state == WindowState.COMMITTED or (window_id, receipt.body_sha256) in pending:
             outcome = "duplicate"
         else:
             outcome = "accepted"
             pending.add((window_id, receipt.body_sha256))
-            move(
-                conn,
-                row,
-                Step.RECEIVE,
-                receipt.received_at,
-                log={"export_id": receipt.export_id, "callback_id": receipt.callback_id},
-            )
-            if left[window_id]:  # another callback of this window follows: its state moved
-                rows[window_id] = lock_window(conn, window_id)
+            log = {"export_id": receipt.export_id, "callback_id": receipt.callback_id}
+            moves.append(Move(rows[window_id], state, receipt.received_at, log))
+            states[window_id] = WindowState.RECEIVED
         outcomes[index] = outcome
         inserts.append(
             {
@@ -85,6 +80,7 @@ def record_callbacks(
                 "updated_at": receipt.received_at,
             }
         )
+    move_many(conn, Step.RECEIVE, moves)
     if inserts:
         conn.execute(callbacks.insert(), inserts)
     return [outcomes[index] for index in range(len(receipts))]

@@ -11,8 +11,11 @@ from sqlalchemy import create_engine, text
 
 from storage.layout import Window
 from storage.ledger import ExportAttempt, Ledger, LedgerError
+from storage.ledger.connect import Database
+from storage.ledger.moves import Move, move_many
+from storage.ledger.planning import lock_windows
 from storage.ledger.tables import LEDGER_SCHEMA_VERSION
-from storage.lifecycle import STATES, InvalidTransition, WindowState
+from storage.lifecycle import STATES, InvalidTransition, Step, WindowState
 
 STREAM = "chat_messages"
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
@@ -370,3 +373,30 @@ def test_a_split_after_a_callback_arrived_leaves_the_window_whole(ledger: Ledger
     )
     ledger.replace_with_halves(attempt.window_id, (day(0), day(1)), reason="too long")
     assert [(r.window, r.state) for r in ledger.windows(STREAM)] == [(whole, "received")]
+
+
+def test_move_many_moves_every_window_in_one_statement_or_none(ledger_url: str) -> None:
+    with Ledger.open(ledger_url) as ledger:
+        ledger.plan(STREAM, [day(0), day(1)])
+        first, second = claim(ledger, T0 + 10 * DAY)
+        ids = [first.window_id, second.window_id]
+        database = Database(ledger_url)
+        try:
+            with database.write() as conn:
+                rows = lock_windows(conn, ids)
+                moves = [Move(rows[i], rows[i].state, T0 + 10 * DAY, {}) for i in ids]
+                # One window twice: the second move starts where the first left it.
+                moves.append(Move(rows[ids[0]], WindowState.RECEIVED, T0 + 11 * DAY, {}))
+                move_many(conn, Step.RECEIVE, moves)
+            assert state_of(ledger, day(0)) == state_of(ledger, day(1)) == WindowState.RECEIVED
+            refused = pytest.raises(InvalidTransition, match="1 of 2 windows left their state")
+            with refused, database.write() as conn:
+                rows = lock_windows(conn, ids)
+                left = Move(rows[ids[1]], WindowState.REQUESTED, T0, {})  # it is received
+                move_many(
+                    conn, Step.RECEIVE, [Move(rows[ids[0]], rows[ids[0]].state, T0, {}), left]
+                )
+            record = ledger.window(STREAM, day(0))
+            assert record is not None and record.updated_at == T0 + 11 * DAY  # rolled back
+        finally:
+            database.close()
