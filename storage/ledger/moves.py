@@ -63,9 +63,8 @@ def move_many(conn: Connection, step: lifecycle.Step, moves: Sequence[Move]) -> 
     """
     if not moves:
         return
-    for each in moves:
-        lifecycle.change(step, each.source, each.now)
-    values = lifecycle.change(step, moves[0].source, moves[0].now)
+    changes = [lifecycle.change(step, each.source, each.now) for each in moves]  # each checked
+    values = changes[0]  # the same columns for every move; only the time differs, bound per row
     values["updated_at"] = bindparam("move_now")
     statement = (
         windows.update()
