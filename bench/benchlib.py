@@ -308,6 +308,13 @@ def _tail(work_dir: Path) -> str:
     return path.read_text(errors="replace")[-3000:] if path.exists() else "(no log)"
 
 
+def exit_status(missed: Sequence[str]) -> int:
+    """Names each missed target on stderr; a benchmark's exit status, 1 if any was missed."""
+    for line in missed:
+        print(f"target missed: {line}", file=sys.stderr)
+    return 1 if missed else 0
+
+
 def print_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
     """A plain, right-aligned text table."""
     widths = [max(len(str(row[i])) for row in [header, *rows]) for i in range(len(header))]

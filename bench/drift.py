@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from benchlib import SEED, WARMUP_WINDOW, WINDOW, peak_rss_mb, print_table
+from benchlib import SEED, WARMUP_WINDOW, WINDOW, exit_status, peak_rss_mb, print_table
 
 from simulator.corpus import MessageCorpus
 from simulator.files import CSV_LABELS, FIELDS
@@ -166,9 +166,7 @@ def run(
     print(f"drift: median of {repeat} runs each, archiver / floor paired per run")
     header = ["messages", "payload", "floor s", "archiver s", "vs floor", "range", "CPU vs floor"]
     print_table([*header, "dlt / archiver", "peak RSS MB", f"<= {FLOOR_RATIO}x"], rows)
-    for line in missed:
-        print(f"target missed: {line}", file=sys.stderr)
-    return 1 if missed else 0
+    return exit_status(missed)
 
 
 def _has_dlt() -> bool:

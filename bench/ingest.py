@@ -48,6 +48,7 @@ from benchlib import (
     ServiceRun,
     create_bucket,
     default_data_dir,
+    exit_status,
     export_file,
     link_server,
     peak_rss_mb,
@@ -395,9 +396,7 @@ def _report(results: dict[int, list[Result]], store: str, *, skip_dlt: bool) -> 
     print_table(["messages", "contender", "seconds", "rows/s", "vs floor", "peak RSS MB"], rows)
     print()
     print_table(["messages", "target", "measured", "result"], checks)
-    for line in missed:
-        print(f"target missed: {line}", file=sys.stderr)
-    return 1 if missed else 0
+    return exit_status(missed)
 
 
 def _child_main(argv: list[str]) -> int:

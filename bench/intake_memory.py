@@ -36,6 +36,7 @@ from benchlib import (
     WINDOW,
     create_bucket,
     default_data_dir,
+    exit_status,
     link_server,
     print_table,
     run_service,
@@ -206,9 +207,7 @@ def _creep(args: argparse.Namespace) -> int:
             f"RSS crept {means[-1] - means[1]:.0f} MB from the second cycle to the last "
             f"({means[1]:.0f} -> {means[-1]:.0f} MB)"
         )
-    for line in missed:
-        print(f"target missed: {line}", file=sys.stderr)
-    return 1 if missed else 0
+    return exit_status(missed)
 
 
 def _cycle_means(rss: list[float], cycle: int) -> list[float]:
