@@ -90,7 +90,7 @@ def _db():
     if db is None:
         db = _local.db = sqlite3.connect(os.path.join(ROOT, "floor.db"), isolation_level=None)
         db.execute("PRAGMA journal_mode = WAL")
-        db.execute("CREATE TABLE IF NOT EXISTS received (id TEXT, body BLOB)")
+        db.execute("CREATE TABLE IF NOT EXISTS received (id TEXT PRIMARY KEY, body BLOB)")
     return db
 
 def _look_up(export_id):
