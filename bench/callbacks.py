@@ -69,9 +69,8 @@ TARGET_CLIENTS = 50
 # and the busy window stays the only heavy work.
 NOTICE = json.dumps({"status": "failed", "error": "bench"}).encode()
 SMALL_WINDOW = timedelta(minutes=1)
-# What the floor app answers for each kind: an accepted callback's floor does the same durable
-# work (a look-up, two fsynced files, one SQLite commit) without the service around it; a 404's
-# floor is one HTTP exchange.
+# The floor app's kind for each kind sent to `serve`: accepted callbacks meet its durable route;
+# a 404 meets its constant answer to a POST (the `accepted` kind, with no prepared paths).
 FLOOR_KIND = {"accepted": "durable", "not_found": "accepted"}
 UNKNOWN = f"/callbacks/{'0' * 32}/{'A' * 43}"
 
