@@ -20,7 +20,9 @@ the next run. The baseline, measured in the same run under the same load, is a b
 app under uvicorn answering the same routes with a constant: the machine's own floor for one
 HTTP exchange. For accepted callbacks it does the durable work an answer waits for, and no
 more: a look-up in SQLite, the body and its metadata written to local files and fsynced (at
-once, on threads), one SQLite commit. Targets (busy and idle, 50 clients): accepted, not_found
+once, on threads), one SQLite commit. Before any load, the store itself is measured
+(`store_ceiling.py`): the accepted callbacks a second it could take at two objects each, against
+the rate the accepted target needs. Targets (busy and idle, 50 clients): accepted, not_found
 and healthz p99 under 100 ms, metrics p99 under 250 ms. Exits 1 naming every target missed.
 
     python bench/callbacks.py                     # 1M-message busy window, 3 s per run
@@ -56,11 +58,13 @@ from benchlib import (
     serve_env,
     stop_process,
 )
+from store_ceiling import Ceiling, measure
 
 from archiver.embedded import free_port
 from storage.layout import Window
 from storage.ledger import ExportAttempt, Ledger
 from storage.schema import STREAM
+from storage.stores import S3Options, open_store
 
 KINDS = ("accepted", "not_found", "healthz", "metrics")
 TARGET_P99_MS = {"accepted": 100.0, "not_found": 100.0, "healthz": 100.0, "metrics": 250.0}
@@ -393,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
             create_bucket(endpoint, "bench")
             storage_url = "s3://bench/lake"
 
+        ceiling: Ceiling | None = None
+        if "accepted" in kinds:
+            ceiling_url = storage_url.replace("/lake", "/ceiling")
+            ceiling = measure(open_store(ceiling_url, S3Options(endpoint_url=endpoint)), "puts")
+            print(f"store ceiling: {ceiling.writes_per_second:.0f} writes/s", file=sys.stderr)
+
         baseline_port = free_port()
         floor_root = work / "floor"
         floor_root.mkdir()
@@ -439,10 +449,12 @@ def main(argv: list[str] | None = None) -> int:
                 rows.append(("busy", kind, clients, loaded, floor, busy.processing()))
                 print(f"  {clients} clients, {kind}: done", file=sys.stderr)
                 busy.wait_done()
-    return _report(rows)
+    return _report(rows, ceiling)
 
 
-def _report(rows: list[tuple[str, str, int, Result, Result | None, bool]]) -> int:
+def _report(
+    rows: list[tuple[str, str, int, Result, Result | None, bool]], ceiling: Ceiling | None
+) -> int:
     table = []
     missed = []
     for state, kind, clients, result, floor, covered in rows:
@@ -498,6 +510,8 @@ def _report(rows: list[tuple[str, str, int, Result, Result | None, bool]]) -> in
         " same durable work (a look-up, two fsynced files, one SQLite commit); failed: no HTTP"
         " answer"
     )
+    if ceiling is not None:
+        print(ceiling.explain(TARGET_CLIENTS, TARGET_P99_MS["accepted"]))
     for line in missed:
         print(f"MISSED: {line}")
     return 1 if missed else 0
