@@ -387,6 +387,7 @@ def main(argv: list[str] | None = None) -> int:
 
         endpoint: str | None = None
         storage_url = (work / "lake").as_uri()
+        ceiling_url = (work / "ceiling").as_uri()
         if args.store == "s3":
             moto_port = free_port()
             moto = stack.enter_context(
@@ -396,10 +397,10 @@ def main(argv: list[str] | None = None) -> int:
             _wait_http(endpoint, moto)
             create_bucket(endpoint, "bench")
             storage_url = "s3://bench/lake"
+            ceiling_url = "s3://bench/ceiling"
 
         ceiling: Ceiling | None = None
         if "accepted" in kinds:
-            ceiling_url = storage_url.replace("/lake", "/ceiling")
             ceiling = measure(open_store(ceiling_url, S3Options(endpoint_url=endpoint)), "puts")
             print(f"store ceiling: {ceiling.writes_per_second:.0f} writes/s", file=sys.stderr)
 
