@@ -156,6 +156,14 @@ class ServiceRun:
     manifest_key: str
 
 
+def percentile_ms(latencies: Sequence[float], q: float) -> float:
+    """The `q` quantile of latencies given in seconds, in milliseconds; NaN if there are none."""
+    if not latencies:
+        return float("nan")
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
 def export_now(ledger: Ledger, windows: list[Window]) -> dict[Window, ExportAttempt]:
     """A new export attempt of each window (committed or not), as `export` makes them."""
     now = datetime.now(UTC)

@@ -54,6 +54,7 @@ from benchlib import (
     default_data_dir,
     export_file,
     link_server,
+    percentile_ms,
     print_table,
     serve_env,
     stop_process,
@@ -164,10 +165,7 @@ class Result:
     seconds: float
 
     def percentile(self, q: float) -> float:
-        if not self.latencies:
-            return float("nan")
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+        return percentile_ms(self.latencies, q)
 
     @property
     def rate(self) -> float:
@@ -401,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
 
         ceiling: Ceiling | None = None
         if "accepted" in kinds:
-            ceiling = measure(open_store(ceiling_url, S3Options(endpoint_url=endpoint)), "puts")
+            ceiling = measure(open_store(ceiling_url, S3Options(endpoint_url=endpoint)))
             print(f"store ceiling: {ceiling.writes_per_second:.0f} writes/s", file=sys.stderr)
 
         baseline_port = free_port()

@@ -16,6 +16,8 @@ import time
 import uuid
 from dataclasses import dataclass
 
+from benchlib import percentile_ms
+
 from storage.objectstore import ObjectStore
 
 OBJECTS_PER_CALLBACK = 2
@@ -44,9 +46,9 @@ class Ceiling:
         )
 
 
-def measure(store: ObjectStore, prefix: str, *, threads: int = 8, seconds: float = 3.0) -> Ceiling:
-    """Puts small objects under `prefix` from `threads` threads for `seconds`, nothing else
-    running in this process; the objects are left for the run's scratch space to remove."""
+def measure(store: ObjectStore, *, threads: int = 8, seconds: float = 3.0) -> Ceiling:
+    """Puts small objects from `threads` threads for `seconds`, nothing else running in this
+    process. `store` is the run's scratch space, kept apart from the lake `serve` writes to."""
     latencies: list[float] = []
     lock = threading.Lock()
     stop = time.monotonic() + seconds
@@ -55,7 +57,7 @@ def measure(store: ObjectStore, prefix: str, *, threads: int = 8, seconds: float
         mine = []
         name = uuid.uuid4().hex
         while (started := time.monotonic()) < stop:
-            store.put_bytes(f"{prefix}/{name}-{len(mine)}", BODY)
+            store.put_bytes(f"{name}-{len(mine)}", BODY)
             mine.append(time.monotonic() - started)
         with lock:
             latencies.extend(mine)
@@ -67,6 +69,4 @@ def measure(store: ObjectStore, prefix: str, *, threads: int = 8, seconds: float
     for worker in workers:
         worker.join()
     elapsed = time.monotonic() - started
-    latencies.sort()
-    p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] if latencies else 0.0
-    return Ceiling(len(latencies) / elapsed, p99 * 1000, threads)
+    return Ceiling(len(latencies) / elapsed, percentile_ms(latencies, 0.99), threads)
